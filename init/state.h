@@ -1,0 +1,36 @@
+/* state: the init's one state struct, made in main and passed as `st`.
+ * No other mutable global exists but the log sink (log.c).
+ */
+#ifndef AINIT_STATE_H
+#define AINIT_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "loop.h"
+#include "supervise.h"
+
+enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
+enum ai_final { FINAL_EXIT, FINAL_POWEROFF, FINAL_REBOOT };
+
+struct ai_state {
+	struct ai_config *cfg;      /* NULL in degraded mode (no usable config) */
+	const char *config_path;
+	struct ai_loop loop;
+	int sigfd;
+	struct loop_src sigsrc;
+	bool pid1;
+	const char *state_dir;
+	struct ctl_server ctl;
+	struct sup_agent *agents;   /* parallel to cfg->agents */
+	int nagents;
+	enum ai_phase phase;
+	enum ai_final final;
+	char degraded[256];         /* why there is no config; "" when fine */
+	uint64_t started_ms;
+	uint64_t orphans_reaped;
+};
+
+#endif
