@@ -1,0 +1,9 @@
+#include <stdio.h>
+#include <string.h>
+#include "check.h"
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
+	return 0;
+}
