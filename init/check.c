@@ -459,7 +459,12 @@ __attribute__((weak)) void chk_gpu_host(const struct ai_config *c, struct diag_l
 	(void)d;
 }
 
-void chk_config(const struct ai_config *c, const struct chk_opts *o, struct diag_list *d)
+void chk_config(const struct ai_config *c, struct diag_list *d)
+{
+	chk_config_opts(c, NULL, d);
+}
+
+void chk_config_opts(const struct ai_config *c, const struct chk_opts *o, struct diag_list *d)
 {
 	if (!c)
 		return;
@@ -638,7 +643,7 @@ int cmd_check(int argc, char **argv)
 			continue;
 		cs[i] = cfg_load(&files[i], 1, &d);
 		if (cs[i])
-			chk_config(cs[i], &o, &d);
+			chk_config_opts(cs[i], &o, &d);
 	}
 	lg_check(lg, &o, &d);
 	if (nf > 1)

@@ -17,7 +17,8 @@ struct chk_opts {
 };
 
 /* Whole-config rules of one machine (ports, cycles, volumes, users, ...). */
-void chk_config(const struct ai_config *c, const struct chk_opts *o, struct diag_list *d);
+void chk_config(const struct ai_config *c, struct diag_list *d);
+void chk_config_opts(const struct ai_config *c, const struct chk_opts *o, struct diag_list *d);
 /* Rules across machines: HOST:AGENT dependencies, health-port rule per machine. */
 void chk_configs(const struct ai_config *const *cs, int n, struct diag_list *d);
 
