@@ -1,4 +1,5 @@
 #include "check.h"
+#include "gpu.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,8 @@ int cmd_check(int argc, char **argv)
 		struct ai_config *c = cfg_load(f, 1, &d);
 		if (c)
 			chk_config(c, &d);
+		if (c)
+			chk_gpu(c, &d); /* the host's GPUs: gpu.c */
 		diag_sort(&d);
 		diag_print(&d, stderr);
 		if (d.errors)

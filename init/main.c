@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "cli.h"
+#include "gpu.h"
 #include "run.h"
 
 static void usage(FILE *f)
@@ -14,6 +15,7 @@ static void usage(FILE *f)
 		   "  run --config FILE [--state-dir DIR]   supervise (subreaper)\n"
 		   "  check FILE...                          validate configs\n"
 		   "  ctl [--socket PATH] CMD [ARGS]         talk to a running ainit\n"
+		   "  gpu [--json]                           the GPUs this host offers groups\n"
 		   "as PID 1 (the kernel's init), ainit boots the appliance from "
 		   "/etc/ainit/appliance.yaml\n");
 }
@@ -25,6 +27,7 @@ static const struct {
 	{"run", cmd_run},
 	{"check", cmd_check},
 	{"ctl", cmd_ctl},
+	{"gpu", cmd_gpu},
 };
 
 int main(int argc, char **argv)
