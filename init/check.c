@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu.h"
 #include "legacy.h"
 
 /* ---- ports ------------------------------------------------------------ */
@@ -453,12 +454,6 @@ static void check_remote_hosts(const struct ai_config *c, const struct cfg_deps 
 	}
 }
 
-__attribute__((weak)) void chk_gpu_host(const struct ai_config *c, struct diag_list *d)
-{
-	(void)c;
-	(void)d;
-}
-
 void chk_config(const struct ai_config *c, struct diag_list *d)
 {
 	chk_config_opts(c, NULL, d);
@@ -478,7 +473,6 @@ void chk_config_opts(const struct ai_config *c, const struct chk_opts *o, struct
 		check_remote_hosts(c, &c->groups[g].deps, d);
 	for (int i = 0; i < c->nagents; i++)
 		check_remote_hosts(c, &c->agents[i].deps, d);
-	chk_gpu_host(c, d);
 }
 
 /* ---- several machines ------------------------------------------------------ */
@@ -642,8 +636,10 @@ int cmd_check(int argc, char **argv)
 		if (k != LG_V1)
 			continue;
 		cs[i] = cfg_load(&files[i], 1, &d);
-		if (cs[i])
+		if (cs[i]) {
 			chk_config_opts(cs[i], &o, &d);
+			chk_gpu(cs[i], &d); /* the host's GPUs: gpu.c */
+		}
 	}
 	lg_check(lg, &o, &d);
 	if (nf > 1)

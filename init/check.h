@@ -22,10 +22,6 @@ void chk_config_opts(const struct ai_config *c, const struct chk_opts *o, struct
 /* Rules across machines: HOST:AGENT dependencies, health-port rule per machine. */
 void chk_configs(const struct ai_config *const *cs, int n, struct diag_list *d);
 
-/* GPU groups on a host without a GPU (warning). The default does nothing;
- * gpu.c provides the real one (a strong symbol replaces this weak one). */
-void chk_gpu_host(const struct ai_config *c, struct diag_list *d);
-
 /* Shared by the v1 and legacy checks. */
 struct chk_port {
 	int port;
