@@ -283,7 +283,7 @@ static void emit_env(struct imp *m)
 	if (host && one_host) {
 		fputs("    ZMQ_BIND_IP: ", o);
 		imp_yaml_str(o, host);
-		fputs("   # the agents' host:\n", o);
+		fputs("   # from the agents' host: keys\n", o);
 	}
 }
 
