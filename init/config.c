@@ -824,8 +824,10 @@ static void parse_appliance(struct loader *L, const struct ct_node *n)
 		} else if (!strcmp(k, "metrics") && is_map(L, v, "metrics")) {
 			check_keys(L, v, KEYS("listen"), "metrics");
 			const struct ct_node *l = ct_get(v, "listen");
-			if (l)
+			if (l) {
 				app->metrics_listen = get_str(L, l, "metrics.listen");
+				app->metrics_pos = l->pos;
+			}
 		} else if (!strcmp(k, "mounts")) {
 			if (v->kind != CT_SEQ) {
 				err(L, v, "type", "mounts must be a list");

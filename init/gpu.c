@@ -765,6 +765,28 @@ out:
 	return rc;
 }
 
+static void print_host_text(FILE *f, const struct gpu_host *h)
+{
+	if (!h->driver) {
+		fprintf(f, "driver: not loaded (no nvidia in /proc/devices): no GPU can be given to a group\n");
+	} else {
+		fprintf(f, "driver: nvidia major %d, nvidia-uvm %s, nvidia-caps %s\n", h->maj.nvidia,
+			h->maj.uvm > 0 ? "loaded" : "NOT loaded", h->maj.caps > 0 ? "loaded" : "not loaded");
+		fprintf(f, "%-6s %-13s %-40s %s\n", "INDEX", "BUS", "MODEL", "NODE");
+		for (int i = 0; i < h->ngpus; i++) {
+			const struct gpu_dev *g = &h->gpus[i];
+			fprintf(f, "%-6d %-13s %-40s %s/nvidia%d %s\n", i, g->bus[0] ? g->bus : "-",
+				g->model[0] ? g->model : "-", h->dev, g->minor, g->node_ok ? "ok" : "MISSING");
+		}
+		fprintf(f, "nodes: nvidiactl %s, nvidia-uvm %s, nvidia-uvm-tools %s, nvidia-modeset %s\n",
+			h->ctl_ok ? "ok" : "MISSING", h->uvm_ok ? "ok" : "MISSING",
+			h->uvm_tools_ok ? "ok" : "missing", h->modeset_ok ? "ok" : "missing");
+	}
+	fprintf(f, "libraries: %d%s\n", h->nlibs, h->have_libcuda ? "" : " (no libcuda.so: GPU groups cannot run CUDA)");
+	for (int i = 0; i < h->nlibs; i++)
+		fprintf(f, "  %s\n", h->libs[i]);
+}
+
 int cmd_gpu(int argc, char **argv)
 {
 	struct gpu_paths paths;
@@ -781,8 +803,11 @@ int cmd_gpu(int argc, char **argv)
 		printf("gpu: %d device nodes in %s made or already right\n", rc, paths.dev);
 		return 0;
 	}
+	bool json = !strcmp(verb, "--json");
+	if (json)
+		verb = "show";
 	if (strcmp(verb, "show") && (strcmp(verb, "plan") || argc < 3)) {
-		fprintf(stderr, "usage: ainit gpu [show | plan CONFIG [GROUP...] | mknod]\n");
+		fprintf(stderr, "usage: ainit gpu [--json | plan CONFIG [GROUP...] | mknod]\n");
 		return 2;
 	}
 	struct gpu_host *h = calloc(1, sizeof *h);
@@ -795,7 +820,10 @@ int cmd_gpu(int argc, char **argv)
 		free(h);
 		return 1;
 	}
-	if (!strcmp(verb, "show")) {
+	if (!strcmp(verb, "show") && !json) {
+		print_host_text(stdout, h);
+		rc = 0;
+	} else if (!strcmp(verb, "show")) {
 		print_host(stdout, h);
 		printf("\n");
 		rc = 0;

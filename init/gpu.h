@@ -104,8 +104,9 @@ bool gpu_config_wants(const struct ai_config *c);
 void chk_gpu_host(const struct ai_config *c, const struct gpu_host *h, struct diag_list *d);
 void chk_gpu(const struct ai_config *c, struct diag_list *d);
 
-/* Hidden `ainit gpu [show | plan CONFIG [GROUP...] | mknod]`: JSON for tests
- * and operators. */
+/* `ainit gpu [--json]`: what this host offers groups; `ainit gpu plan CONFIG
+ * [GROUP...]`: what each group gets, as JSON; `ainit gpu mknod`: the boot
+ * step by hand, on a host where nothing made the nodes. */
 int cmd_gpu(int argc, char **argv);
 
 #endif
