@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "gpu.h"
 #include "run.h"
+#include "sandbox.h"
 
 static void usage(FILE *f)
 {
@@ -16,6 +17,7 @@ static void usage(FILE *f)
 		   "  check FILE...                          validate configs\n"
 		   "  ctl [--socket PATH] CMD [ARGS]         talk to a running ainit\n"
 		   "  gpu [--json]                           the GPUs this host offers groups\n"
+		   "  sandbox [--config FILE] GROUP -- CMD   run CMD in GROUP's sandbox\n"
 		   "as PID 1 (the kernel's init), ainit boots the appliance from "
 		   "/etc/ainit/appliance.yaml\n");
 }
@@ -28,6 +30,7 @@ static const struct {
 	{"check", cmd_check},
 	{"ctl", cmd_ctl},
 	{"gpu", cmd_gpu},
+	{"sandbox", cmd_sandbox},
 };
 
 int main(int argc, char **argv)
