@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "gpu.h"
 #include "log.h"
 #include "state.h"
 #include "util.h"
@@ -288,6 +289,20 @@ void boot_apply(struct ai_state *st, const struct ai_config *cfg)
 			log_info("boot", "modules", "%d of %d configured modules loaded in %llu ms", n,
 				 cfg->app.kernel_modules.n, (unsigned long long)(ai_now_ms() - t0));
 		}
+	}
+	/* The NVIDIA driver makes no /dev nodes (nvidia-modprobe's job): after
+	 * the modules, before any group starts. gpu.c */
+	if (gpu_config_wants(cfg)) {
+		struct gpu_paths gp;
+		struct ai_err e = {0};
+		char eb[320];
+		gpu_paths_default(&gp);
+		int n = gpu_make_nodes(&gp, &e);
+		if (n < 0)
+			log_warn("boot", "gpu", "%s; GPU groups will fail to start",
+				 ai_err_str(&e, eb, sizeof eb));
+		else
+			log_info("boot", "gpu", "%d NVIDIA device nodes ready", n);
 	}
 	if (cfg->app.nmounts > 0)
 		log_warn("boot", "appliance.mounts", "%d mounts configured; mounting them is not "

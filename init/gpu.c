@@ -328,10 +328,12 @@ int gpu_discover(const struct gpu_paths *p, struct gpu_host *h, struct ai_err *e
 	return 0;
 }
 
-static void add_node(struct gpu_plan *p, const char *name, int major, int minor)
+static void add_node(struct gpu_plan *p, const struct gpu_host *h, const char *name,
+		     int major, int minor)
 {
 	struct gpu_node *n = &p->nodes[p->nnodes++];
 	snprintf(n->name, sizeof n->name, "%s", name);
+	snprintf(n->source, sizeof n->source, "%s/%s", h->dev, name);
 	n->type = 'c';
 	n->major = major;
 	n->minor = minor;
@@ -401,17 +403,17 @@ int gpu_plan(const struct cfg_gpu *want, const struct gpu_host *h, const char *g
 		ml += (size_t)snprintf(missing + ml, sizeof missing - ml, " nvidiactl");
 	if (!h->uvm_ok && ml < sizeof missing)
 		ml += (size_t)snprintf(missing + ml, sizeof missing - ml, " nvidia-uvm");
-	add_node(p, "nvidiactl", h->maj.nvidia, 255);
-	add_node(p, "nvidia-uvm", h->maj.uvm, 0);
+	add_node(p, h, "nvidiactl", h->maj.nvidia, 255);
+	add_node(p, h, "nvidia-uvm", h->maj.uvm, 0);
 	if (h->uvm_tools_ok)
-		add_node(p, "nvidia-uvm-tools", h->maj.uvm, 1);
+		add_node(p, h, "nvidia-uvm-tools", h->maj.uvm, 1);
 	for (int i = 0; i < p->ngpus; i++) {
 		const struct gpu_dev *g = &h->gpus[p->gpus[i]];
 		char name[32];
 		snprintf(name, sizeof name, "nvidia%d", g->minor);
 		if (!g->node_ok && ml < sizeof missing)
 			ml += (size_t)snprintf(missing + ml, sizeof missing - ml, " %s", name);
-		add_node(p, name, h->maj.nvidia, g->minor);
+		add_node(p, h, name, h->maj.nvidia, g->minor);
 	}
 	if (ml)
 		return ai_fail(e, "gpu", NULL, 0,
@@ -438,6 +440,33 @@ int gpu_plan(const struct cfg_gpu *want, const struct gpu_host *h, const char *g
 	p->env[2].key = "NVIDIA_DRIVER_CAPABILITIES";
 	snprintf(p->env[2].value, sizeof p->env[2].value, "compute,utility");
 	p->nenv = 3;
+	return 0;
+}
+
+int gpu_plan_group(const struct cfg_group *g, struct gpu_plan **out, struct ai_err *e)
+{
+	struct gpu_paths paths;
+	struct gpu_host *h;
+	int r;
+	*out = NULL;
+	if (g->gpu.mode == GPU_NONE)
+		return 0;
+	h = calloc(1, sizeof *h);
+	struct gpu_plan *p = calloc(1, sizeof *p);
+	if (!h || !p) {
+		free(h);
+		free(p);
+		return ai_fail(e, "gpu", "calloc", ENOMEM, "group %s: GPU plan", g->name);
+	}
+	gpu_paths_default(&paths);
+	if ((r = gpu_discover(&paths, h, e)) >= 0)
+		r = gpu_plan(&g->gpu, h, g->name, p, e);
+	free(h);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
 	return 0;
 }
 
@@ -683,10 +712,8 @@ static void print_plan(FILE *f, const struct gpu_plan *p, const char *root)
 	fprintf(f, "],\"nodes\":[");
 	for (int i = 0; i < p->nnodes; i++) {
 		const struct gpu_node *n = &p->nodes[i];
-		char path[GPU_PATH + 64];
 		fprintf(f, "%s{\"path\":\"/dev/%s\",\"source\":", i ? "," : "", n->name);
-		snprintf(path, sizeof path, "%s/%s", p->dev, n->name);
-		jstr(f, path);
+		jstr(f, n->source);
 		fprintf(f, ",\"type\":\"%c\",\"major\":%d,\"minor\":%d}", n->type, n->major, n->minor);
 	}
 	fprintf(f, "],\"allow\":[");
@@ -765,6 +792,28 @@ out:
 	return rc;
 }
 
+static void print_host_text(FILE *f, const struct gpu_host *h)
+{
+	if (!h->driver) {
+		fprintf(f, "driver: not loaded (no nvidia in /proc/devices): no GPU can be given to a group\n");
+	} else {
+		fprintf(f, "driver: nvidia major %d, nvidia-uvm %s, nvidia-caps %s\n", h->maj.nvidia,
+			h->maj.uvm > 0 ? "loaded" : "NOT loaded", h->maj.caps > 0 ? "loaded" : "not loaded");
+		fprintf(f, "%-6s %-13s %-40s %s\n", "INDEX", "BUS", "MODEL", "NODE");
+		for (int i = 0; i < h->ngpus; i++) {
+			const struct gpu_dev *g = &h->gpus[i];
+			fprintf(f, "%-6d %-13s %-40s %s/nvidia%d %s\n", i, g->bus[0] ? g->bus : "-",
+				g->model[0] ? g->model : "-", h->dev, g->minor, g->node_ok ? "ok" : "MISSING");
+		}
+		fprintf(f, "nodes: nvidiactl %s, nvidia-uvm %s, nvidia-uvm-tools %s, nvidia-modeset %s\n",
+			h->ctl_ok ? "ok" : "MISSING", h->uvm_ok ? "ok" : "MISSING",
+			h->uvm_tools_ok ? "ok" : "missing", h->modeset_ok ? "ok" : "missing");
+	}
+	fprintf(f, "libraries: %d%s\n", h->nlibs, h->have_libcuda ? "" : " (no libcuda.so: GPU groups cannot run CUDA)");
+	for (int i = 0; i < h->nlibs; i++)
+		fprintf(f, "  %s\n", h->libs[i]);
+}
+
 int cmd_gpu(int argc, char **argv)
 {
 	struct gpu_paths paths;
@@ -781,8 +830,11 @@ int cmd_gpu(int argc, char **argv)
 		printf("gpu: %d device nodes in %s made or already right\n", rc, paths.dev);
 		return 0;
 	}
+	bool json = !strcmp(verb, "--json");
+	if (json)
+		verb = "show";
 	if (strcmp(verb, "show") && (strcmp(verb, "plan") || argc < 3)) {
-		fprintf(stderr, "usage: ainit gpu [show | plan CONFIG [GROUP...] | mknod]\n");
+		fprintf(stderr, "usage: ainit gpu [--json | plan CONFIG [GROUP...] | mknod]\n");
 		return 2;
 	}
 	struct gpu_host *h = calloc(1, sizeof *h);
@@ -795,7 +847,10 @@ int cmd_gpu(int argc, char **argv)
 		free(h);
 		return 1;
 	}
-	if (!strcmp(verb, "show")) {
+	if (!strcmp(verb, "show") && !json) {
+		print_host_text(stdout, h);
+		rc = 0;
+	} else if (!strcmp(verb, "show")) {
 		print_host(stdout, h);
 		printf("\n");
 		rc = 0;

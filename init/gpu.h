@@ -66,6 +66,7 @@ int gpu_discover(const struct gpu_paths *p, struct gpu_host *h, struct ai_err *e
 
 struct gpu_node {
 	char name[48];      /* under /dev: "nvidia0", "nvidiactl", "nvidia-uvm" */
+	char source[GPU_PATH + 48]; /* the host's node: <dev>/<name> */
 	char type;          /* 'c' */
 	int major, minor;
 };
@@ -89,6 +90,11 @@ struct gpu_plan {
 int gpu_plan(const struct cfg_gpu *want, const struct gpu_host *h, const char *group,
 	     struct gpu_plan *p, struct ai_err *e);
 
+/* For sandbox.c: discover this host (gpu_paths_default) and plan group g.
+ * *out = NULL for a group without gpu:, else a heap plan (free()). Errors
+ * name the group; other groups are unaffected. */
+int gpu_plan_group(const struct cfg_group *g, struct gpu_plan **out, struct ai_err *e);
+
 /* Boot (PID 1): create <dev>/nvidiactl, nvidia<minor> for each GPU,
  * nvidia-modeset, nvidia-uvm(-tools), nvidia-caps/nvidia-cap<N> with the
  * majors from /proc/devices and mode/owner from the driver's params.
@@ -104,8 +110,9 @@ bool gpu_config_wants(const struct ai_config *c);
 void chk_gpu_host(const struct ai_config *c, const struct gpu_host *h, struct diag_list *d);
 void chk_gpu(const struct ai_config *c, struct diag_list *d);
 
-/* Hidden `ainit gpu [show | plan CONFIG [GROUP...] | mknod]`: JSON for tests
- * and operators. */
+/* `ainit gpu [--json]`: what this host offers groups; `ainit gpu plan CONFIG
+ * [GROUP...]`: what each group gets, as JSON; `ainit gpu mknod`: the boot
+ * step by hand, on a host where nothing made the nodes. */
 int cmd_gpu(int argc, char **argv);
 
 #endif

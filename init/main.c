@@ -10,6 +10,7 @@
 #include "gpu.h"
 #include "import.h"
 #include "run.h"
+#include "sandbox.h"
 
 static void usage(FILE *f)
 {
@@ -20,6 +21,7 @@ static void usage(FILE *f)
 		   "  export compose CONFIG [-o OUT]         docker-compose for laptops\n"
 		   "  ctl [--socket PATH] CMD [ARGS]         talk to a running ainit\n"
 		   "  gpu [--json]                           the GPUs this host offers groups\n"
+		   "  sandbox [--config FILE] GROUP -- CMD   run CMD in GROUP's sandbox\n"
 		   "as PID 1 (the kernel's init), ainit boots the appliance from "
 		   "/etc/ainit/appliance.yaml\n");
 }
@@ -34,6 +36,7 @@ static const struct {
 	{"export", cmd_export},
 	{"ctl", cmd_ctl},
 	{"gpu", cmd_gpu},
+	{"sandbox", cmd_sandbox},
 };
 
 int main(int argc, char **argv)

@@ -275,18 +275,24 @@ static int open_port(struct ai_state *st, struct ai_err *e)
 	AI_AUTOCLOSE int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
 		return ai_fail(e, "vport", "signalfd", errno, "SIGIO");
+	/* SIGIO goes to us; O_ASYNC itself is switched on at the first hangup. */
 	if (fcntl(fd, F_SETOWN, getpid()) < 0)
 		return ai_fail(e, "vport", "fcntl F_SETOWN", errno, "%s", v->path);
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_ASYNC) < 0)
-		return ai_fail(e, "vport", "fcntl O_ASYNC", errno, "%s", v->path);
 	int r = loop_add(&st->loop, &v->sigsrc, sfd, EPOLLIN, on_sigio, NULL, e);
 	if (r < 0)
 		return r;
+	/* Start in epoll, not by reading here: requests queued before boot
+	 * must be served from the loop, once the supervisor is set up, not
+	 * from inside vport_open(). The first round sees data or the hangup. */
+	r = loop_add(&st->loop, &v->src, fd, EPOLLIN, on_port, NULL, e);
+	if (r < 0) {
+		loop_del(&st->loop, &v->sigsrc);
+		return r;
+	}
+	v->in_epoll = true;
 	v->sigfd = ai_take_fd(&sfd);
 	v->fd = ai_take_fd(&fd);
 	log_info("vport", v->path, "control channel %s open", VPORT_NAME);
-	service(st);
 	return 0;
 }
 
