@@ -169,6 +169,7 @@ struct cfg_appliance {
 	struct cfg_env hosts;          /* name -> address */
 	const char *ctl_socket, *ctl_admin_group;
 	const char *metrics_listen;
+	struct cfg_pos metrics_pos;
 	const char *data_dir;          /* where named volumes live */
 };
 

@@ -74,13 +74,17 @@ struct sup_agent {
 	uint64_t next_delay_ms;  /* delay the next restart will wait */
 	int last_status;         /* wait status of the last exit, -1 none */
 	enum sup_reason reason;
-	char reason_text[160];
+	char reason_text[256];
 	enum sup_health health;
 	const char *waiting_for; /* name of the first unhealthy dependency */
 	bool kill_sent;
+	bool exec_failed;        /* this run never reached exec */
+	bool restart_pending;    /* stopping in order to start again */
+	char **envp;             /* built once at sup_init */
 };
 
 int sup_init(struct ai_state *st, struct ai_err *e);
+void sup_fini(struct ai_state *st);
 /* Start everything whose dependencies are met. */
 void sup_start_all(struct ai_state *st);
 /* Begin orderly shutdown (reverse dependency order). When all agents are

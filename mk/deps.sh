@@ -3,7 +3,7 @@
 # missing. Safe to run again; does nothing when everything is there.
 set -euo pipefail
 pkgs=(build-essential pkg-config libyaml-dev libseccomp-dev libcap-dev libkmod-dev
-      libzmq3-dev libcmocka-dev python3 python3-pytest python3-zmq
+      libzmq3-dev libcmocka-dev python3 python3-pytest python3-zmq python3-yaml
       qemu-system-x86 cpio zstd busybox-static kmod iproute2 runc
       redis-server nats-server)
 missing=()

@@ -1,0 +1,438 @@
+/* boot: PID 1's own work before and after supervision. See boot.h.
+ *
+ * Every step here reports its failure and goes on: PID 1 must not exit, and
+ * a half-booted appliance that answers ctl is worth more than a panic.
+ */
+#include "boot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libkmod.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "gpu.h"
+#include "log.h"
+#include "state.h"
+#include "util.h"
+
+#define MODULES_LOAD_DIR "/etc/modules-load.d"
+
+struct early_mount {
+	const char *what, *where, *type;
+	unsigned long flags;
+	const char *data;
+	mode_t mode; /* of the mount point, when it must be made */
+};
+
+/* Order matters: /dev before /dev/pts and /dev/shm, /sys before its cgroup. */
+static const struct early_mount early_mounts[] = {
+	{"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0555},
+	{"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0555},
+	/* DEVTMPFS_MOUNT is off in Debian's kernels: the nodes exist only once
+	 * we mount it. */
+	{"devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", 0755},
+	{"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666", 0755},
+	{"shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777},
+	{"run", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", 0755},
+	{"tmp", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777},
+	{"cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	 "nsdelegate", 0755},
+};
+
+static void early_mount(const struct early_mount *m)
+{
+	if (mkdir(m->where, m->mode) < 0 && errno != EEXIST) {
+		log_err("boot", m->where, "mkdir: %s", strerror(errno));
+		return;
+	}
+	if (mount(m->what, m->where, m->type, m->flags, m->data) < 0) {
+		/* EBUSY: already mounted (a kernel that mounts devtmpfs itself). */
+		if (errno != EBUSY)
+			log_err("boot", m->where, "mount %s: %s", m->type, strerror(errno));
+	}
+}
+
+/* Links udev would make; scripts use /dev/fd for process substitution. */
+static void dev_links(void)
+{
+	static const char *const links[][2] = {
+		{"/proc/self/fd", "/dev/fd"},     {"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+		{"/proc/kcore", "/dev/core"},
+	};
+	for (size_t i = 0; i < AI_ARRAY_SIZE(links); i++)
+		if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+			log_warn("boot", links[i][1], "symlink: %s", strerror(errno));
+}
+
+/* The kernel hands PID 1 fds 0-2 on /dev/console, or nothing when the
+ * initramfs lacks the node. Make sure 0-2 are open, so that no later fd
+ * lands there by accident. */
+static void std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		int n = open("/dev/null", O_RDWR | O_NOCTTY);
+		if (n >= 0 && n != fd) {
+			dup2(n, fd);
+			close(n);
+		}
+	}
+}
+
+static void console_open(struct ai_state *st)
+{
+	int fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		/* stderr is still the kernel's console, if there was one */
+		log_err("boot", "/dev/console", "open: %s", strerror(errno));
+		return;
+	}
+	st->console_fd = fd;
+	log_set_fd(fd);
+}
+
+/* Every controller the kernel has, enabled for the children of the root, so
+ * that groups get memory/cpu/pids limits. One write per controller: one that
+ * cannot be enabled must not hold back the others. */
+static void cgroup_enable_all(void)
+{
+	char buf[512];
+	int fd = open("/sys/fs/cgroup/cgroup.controllers", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_err("boot", "/sys/fs/cgroup/cgroup.controllers", "open: %s", strerror(errno));
+		return;
+	}
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n < 0) {
+		log_err("boot", "/sys/fs/cgroup/cgroup.controllers", "read: %s", strerror(errno));
+		return;
+	}
+	buf[n] = '\0';
+	fd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_err("boot", "/sys/fs/cgroup/cgroup.subtree_control", "open: %s", strerror(errno));
+		return;
+	}
+	char *save = NULL;
+	for (char *c = strtok_r(buf, " \n", &save); c; c = strtok_r(NULL, " \n", &save)) {
+		char w[64];
+		int m = snprintf(w, sizeof w, "+%s", c);
+		if (m <= 0 || m >= (int)sizeof w)
+			continue;
+		if (write(fd, w, (size_t)m) < 0)
+			log_warn("boot", "cgroup", "enable controller %s: %s", c, strerror(errno));
+	}
+	close(fd);
+}
+
+/* Agents bind 127.0.0.1 (health ports, ZMQ): lo must be up in the root
+ * network namespace; nobody else will do it in an initramfs. */
+static void loopback_up(void)
+{
+	AI_AUTOCLOSE int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	if (fd < 0) {
+		log_err("boot", "lo", "socket: %s", strerror(errno));
+		return;
+	}
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+		log_err("boot", "lo", "SIOCGIFFLAGS: %s", strerror(errno));
+		return;
+	}
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		log_err("boot", "lo", "SIOCSIFFLAGS: %s", strerror(errno));
+}
+
+/* Load one module with its dependencies (and softdeps). A module that does
+ * not exist is a warning (the config may name an optional driver); one that
+ * fails to load is an error; neither stops the boot. Returns 1 when loaded or
+ * already there. */
+static int load_module(struct kmod_ctx *ctx, const char *name, bool quiet_missing)
+{
+	struct kmod_list *list = NULL, *it;
+	int r = kmod_module_new_from_lookup(ctx, name, &list);
+	if (r < 0) {
+		log_err("boot", name, "kernel module lookup: %s", strerror(-r));
+		return 0;
+	}
+	if (!list) {
+		if (!quiet_missing)
+			log_warn("boot", name, "kernel module not found in /lib/modules; going on without it");
+		return 0;
+	}
+	int ok = 0;
+	kmod_list_foreach(it, list) {
+		struct kmod_module *mod = kmod_module_get_module(it);
+		r = kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+		if (r < 0)
+			log_err("boot", name, "load kernel module %s: %s",
+				kmod_module_get_name(mod), strerror(-r));
+		else
+			ok = 1;
+		kmod_module_unref(mod);
+	}
+	kmod_module_unref_list(list);
+	return ok;
+}
+
+static struct kmod_ctx *kmod_open(void)
+{
+	struct kmod_ctx *ctx = kmod_new(NULL, NULL);
+	if (!ctx) {
+		log_err("boot", "kmod", "kmod_new failed: no module can be loaded");
+		return NULL;
+	}
+	kmod_set_log_priority(ctx, 0); /* we report failures ourselves */
+	if (kmod_load_resources(ctx) < 0)
+		log_warn("boot", "kmod", "cannot load the module indexes; lookups will be slow");
+	return ctx;
+}
+
+/* The image's platform modules (control channel, pvpanic): one name per
+ * line in MODULES_LOAD_DIR/ *.conf, '#' comments, as modules-load.d(5).
+ * Loaded before the config so that a broken config still leaves a
+ * reachable init. Absent ones are silent: the machine may lack the device. */
+static void load_platform_modules(void)
+{
+	DIR *d = opendir(MODULES_LOAD_DIR);
+	struct dirent *de;
+	struct kmod_ctx *ctx = NULL;
+	int n = 0;
+	uint64_t t0 = ai_now_ms();
+	if (!d) {
+		if (errno != ENOENT)
+			log_err("boot", MODULES_LOAD_DIR, "opendir: %s", strerror(errno));
+		return;
+	}
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		char path[300], line[128];
+		if (len < 6 || strcmp(de->d_name + len - 5, ".conf") != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", MODULES_LOAD_DIR, de->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f) {
+			log_err("boot", path, "open: %s", strerror(errno));
+			continue;
+		}
+		while (fgets(line, sizeof line, f)) {
+			char *s = line + strspn(line, " \t");
+			s[strcspn(s, " \t\r\n#;")] = '\0';
+			if (!*s)
+				continue;
+			if (!ctx && !(ctx = kmod_open()))
+				break;
+			n += load_module(ctx, s, true);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	if (ctx)
+		kmod_unref(ctx);
+	log_info("boot", "modules", "%d platform modules loaded in %llu ms", n,
+		 (unsigned long long)(ai_now_ms() - t0));
+}
+
+void boot_early(struct ai_state *st)
+{
+	st->console_fd = -1;
+	umask(022);
+	/* The kernel gives init no PATH; agents' commands are looked up in it. */
+	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 0);
+	std_fds();
+	for (size_t i = 0; i < AI_ARRAY_SIZE(early_mounts); i++)
+		early_mount(&early_mounts[i]);
+	console_open(st);
+	dev_links();
+	cgroup_enable_all();
+	loopback_up();
+	load_platform_modules();
+	log_info("boot", NULL, "early boot done");
+}
+
+void boot_apply(struct ai_state *st, const struct ai_config *cfg)
+{
+	(void)st;
+	const char *h = cfg->app.hostname;
+	if (h && *h && sethostname(h, strlen(h)) < 0)
+		log_err("boot", h, "sethostname: %s", strerror(errno));
+	if (cfg->app.kernel_modules.n > 0) {
+		struct kmod_ctx *ctx = kmod_open();
+		uint64_t t0 = ai_now_ms();
+		int n = 0;
+		for (int i = 0; ctx && i < cfg->app.kernel_modules.n; i++)
+			n += load_module(ctx, cfg->app.kernel_modules.v[i], false);
+		if (ctx) {
+			kmod_unref(ctx);
+			log_info("boot", "modules", "%d of %d configured modules loaded in %llu ms", n,
+				 cfg->app.kernel_modules.n, (unsigned long long)(ai_now_ms() - t0));
+		}
+	}
+	/* The NVIDIA driver makes no /dev nodes (nvidia-modprobe's job): after
+	 * the modules, before any group starts. gpu.c */
+	if (gpu_config_wants(cfg)) {
+		struct gpu_paths gp;
+		struct ai_err e = {0};
+		char eb[320];
+		gpu_paths_default(&gp);
+		int n = gpu_make_nodes(&gp, &e);
+		if (n < 0)
+			log_warn("boot", "gpu", "%s; GPU groups will fail to start",
+				 ai_err_str(&e, eb, sizeof eb));
+		else
+			log_info("boot", "gpu", "%d NVIDIA device nodes ready", n);
+	}
+	if (cfg->app.nmounts > 0)
+		log_warn("boot", "appliance.mounts", "%d mounts configured; mounting them is not "
+			 "implemented yet, skipped", cfg->app.nmounts);
+}
+
+/* Reap whatever is left until none is, or the deadline passes. SIGCHLD is
+ * blocked (signalfd), so sigtimedwait can wait for it. */
+static bool reap_until(uint64_t deadline_ms)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	for (;;) {
+		int r;
+		while ((r = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (r < 0 && errno == ECHILD)
+			return true;
+		uint64_t now = ai_now_ms();
+		if (now >= deadline_ms)
+			return false;
+		struct timespec ts = {.tv_sec = (time_t)((deadline_ms - now) / 1000),
+				      .tv_nsec = (long)((deadline_ms - now) % 1000) * 1000000L};
+		sigtimedwait(&chld, NULL, &ts);
+	}
+}
+
+/* What is still running was not ours to stop in order (orphans, strays):
+ * TERM, a moment, then KILL. kill(-1) spares PID 1 itself. */
+static void kill_all(void)
+{
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	if (kill(-1, SIGTERM) < 0 && errno != ESRCH)
+		log_err("boot", NULL, "kill(-1, SIGTERM): %s", strerror(errno));
+	if (reap_until(ai_now_ms() + 1000))
+		return;
+	log_warn("boot", NULL, "processes left after SIGTERM; sending SIGKILL");
+	if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
+		log_err("boot", NULL, "kill(-1, SIGKILL): %s", strerror(errno));
+	reap_until(ai_now_ms() + 1000);
+}
+
+/* Unmount in reverse mount order (children before parents). A busy disk
+ * filesystem is remounted read-only instead, so its data is safe; a busy
+ * pseudo filesystem is detached. / (the initramfs) stays. */
+static void unmount_all(void)
+{
+	static char buf[32768];
+	char *mp[256];
+	int n = 0;
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_err("boot", "/proc/self/mountinfo", "open: %s", strerror(errno));
+		return;
+	}
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && (r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	buf[len] = '\0';
+	/* Field 5 is the mount point; "-" separates the optional fields from
+	 * type and source. Octal escapes (\040) are left as they are: such
+	 * mounts fail to unmount and are reported. */
+	char *save = NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line && n < (int)AI_ARRAY_SIZE(mp);
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *f = line;
+		for (int i = 0; i < 4 && f; i++) {
+			f = strchr(f, ' ');
+			if (f)
+				f++;
+		}
+		if (!f)
+			continue;
+		char *end = strchr(f, ' ');
+		if (end)
+			*end = '\0';
+		if (strcmp(f, "/") != 0)
+			mp[n++] = f;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		if (umount2(mp[i], 0) == 0)
+			continue;
+		if (errno == EINVAL || errno == ENOENT)
+			continue; /* already gone with its parent */
+		int err = errno;
+		if (mount(NULL, mp[i], NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0)
+			continue;
+		if (umount2(mp[i], MNT_DETACH) < 0)
+			log_warn("boot", mp[i], "umount: %s", strerror(err));
+	}
+}
+
+static void console_last_line(struct ai_state *st, const char *what)
+{
+	char line[64];
+	int fd = st->console_fd >= 0 ? st->console_fd : 2;
+	int n = snprintf(line, sizeof line, "ainit: %s\n", what);
+	/* This line must arrive: blocking write, then wait for the UART. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	if (write(fd, line, (size_t)n) < 0) {
+		/* nothing else to tell it to */
+	}
+	tcdrain(fd);
+}
+
+void boot_final(struct ai_state *st)
+{
+	bool reboot_ = st->final == FINAL_REBOOT;
+	const char *what = reboot_ ? "reboot" : "poweroff";
+	log_info("boot", NULL, "stopping what is left, syncing, unmounting, then %s", what);
+	kill_all();
+	sync();
+	unmount_all();
+	sync();
+	console_last_line(st, what);
+	if (reboot(reboot_ ? RB_AUTOBOOT : RB_POWER_OFF) < 0)
+		log_err("boot", NULL, "reboot(%s): %s", what, strerror(errno));
+	/* reboot(2) failed (not PID 1 in the initial namespaces?). PID 1 must
+	 * not exit: wait forever, quietly. */
+	sigset_t none;
+	sigfillset(&none);
+	sigprocmask(SIG_BLOCK, &none, NULL);
+	for (;;)
+		pause();
+}

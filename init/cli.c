@@ -1,0 +1,251 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "json.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ainit ctl [--socket PATH] [--json] COMMAND [ARGS]\n"
+		   "commands:\n"
+		   "  status              agents, states, pids, uptimes, restarts\n"
+		   "  start|stop|restart AGENT|GROUP\n"
+		   "  poweroff | reboot   orderly stop of everything (PID 1: then power off/reboot;\n"
+		   "                      `ainit run`: then exit)\n"
+		   "  ping\n"
+		   "socket: --socket, $AINIT_SOCKET, or " CLI_DEFAULT_SOCKET "\n");
+}
+
+static int ctl_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 15};
+	int fd;
+	if (strlen(path) >= sizeof sa.sun_path) {
+		fprintf(stderr, "ainit ctl: socket path too long: %s\n", path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fprintf(stderr, "ainit ctl: socket: %s\n", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		fprintf(stderr, "ainit ctl: cannot connect to %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* A guest behind a virtio-serial port may still be booting: bounded wait. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+		fprintf(stderr, "ainit ctl: setsockopt(SO_RCVTIMEO): %s\n", strerror(errno));
+	return fd;
+}
+
+/* Send one request line, read one reply line into a malloc'd buffer. */
+static char *roundtrip(const char *path, const char *req, size_t *len)
+{
+	AI_AUTOCLOSE int fd = ctl_connect(path);
+	size_t cap = CTL_MAX_REPLY + 1, n = 0;
+	char *buf;
+	if (fd < 0)
+		return NULL;
+	if (ai_write_all(fd, req, strlen(req)) < 0) {
+		fprintf(stderr, "ainit ctl: write to %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(cap);
+	if (!buf) {
+		fprintf(stderr, "ainit ctl: out of memory\n");
+		return NULL;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "ainit ctl: no reply from %s: %s\n", path,
+				errno == EAGAIN ? "timed out" : strerror(errno));
+			free(buf);
+			return NULL;
+		}
+		if (r == 0) {
+			fprintf(stderr, "ainit ctl: %s closed the connection without a reply\n", path);
+			free(buf);
+			return NULL;
+		}
+		n += (size_t)r;
+		char *nl = memchr(buf, '\n', n);
+		if (nl) {
+			*nl = 0;
+			*len = (size_t)(nl - buf);
+			return buf;
+		}
+		if (n == cap - 1) {
+			fprintf(stderr, "ainit ctl: reply too long\n");
+			free(buf);
+			return NULL;
+		}
+	}
+}
+
+static long long num(const struct jparse *p, int obj, const char *k)
+{
+	int i = json_get(p, obj, k);
+	return i >= 0 && p->pool[i].kind == JV_NUM ? (long long)p->pool[i].num : 0;
+}
+
+static bool flag(const struct jparse *p, int obj, const char *k)
+{
+	int i = json_get(p, obj, k);
+	return i >= 0 && p->pool[i].kind == JV_BOOL && p->pool[i].b;
+}
+
+static const char *str(const struct jparse *p, int obj, const char *k)
+{
+	const char *s = json_get_str(p, obj, k);
+	return s ? s : "";
+}
+
+/* Print the table when `print`; return the exit status either way. */
+static int print_status(const struct jparse *p, int root, bool print)
+{
+	int agents = json_get(p, root, "agents");
+	int rc = 0;
+	const char *deg = json_get_str(p, root, "degraded");
+	if (deg && print)
+		printf("DEGRADED: %s\n", deg);
+	if (print)
+		printf("%-20s %-28s %-9s %-9s %7s %8s %8s  %-11s %s\n", "GROUP", "AGENT", "STATE", "HEALTH",
+	       "PID", "UPTIME", "RESTARTS", "PORTS", "NOTE");
+	for (int i = agents >= 0 ? p->pool[agents].first_child : -1; i >= 0; i = p->pool[i].next) {
+		char up[32] = "-", ports[32] = "-", note[300] = "", pids[24] = "-";
+		const char *state = str(p, i, "state"), *health = str(p, i, "health");
+		long long pid = num(p, i, "pid"), port = num(p, i, "port"), hp = num(p, i, "health_port");
+		if (pid > 0) {
+			ai_fmt_duration(up, sizeof up, (uint64_t)num(p, i, "uptime_ms"));
+			snprintf(pids, sizeof pids, "%lld", pid);
+		}
+		if (port && hp)
+			snprintf(ports, sizeof ports, "%lld/%lld", port, hp);
+		else if (port)
+			snprintf(ports, sizeof ports, "%lld", port);
+		if (!strcmp(state, "waiting") && json_get_str(p, i, "waiting_for"))
+			snprintf(note, sizeof note, "waiting for %s", str(p, i, "waiting_for"));
+		else if (!strcmp(state, "backoff")) {
+			char d[32];
+			ai_fmt_duration(d, sizeof d, (uint64_t)num(p, i, "next_delay_ms"));
+			snprintf(note, sizeof note, "restart in %s; last: %s", d, str(p, i, "reason"));
+		} else if (json_get_str(p, i, "reason") && strcmp(state, "healthy"))
+			snprintf(note, sizeof note, "%s", str(p, i, "reason"));
+		if (print)
+			printf("%-20s %-28s %-9s %-9s %7s %8s %8lld  %-11s %s\n", str(p, i, "group"),
+			       str(p, i, "name"), state, health, pids, up, num(p, i, "restarts"),
+			       ports, note);
+		if (!strcmp(state, "failed") ||
+		    (flag(p, i, "required") && strcmp(state, "healthy") && strcmp(state, "starting")))
+			rc = 3;
+	}
+	return rc;
+}
+
+int cmd_ctl(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *path = getenv("AINIT_SOCKET");
+	bool json = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': path = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!path)
+		path = CLI_DEFAULT_SOCKET;
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *verb = argv[optind++];
+	const char *target = NULL;
+	for (; optind < argc; optind++) {
+		if (!strcmp(argv[optind], "--json"))
+			json = true;
+		else if (!target)
+			target = argv[optind];
+		else {
+			fprintf(stderr, "ainit ctl: unexpected argument \"%s\"\n", argv[optind]);
+			return 2;
+		}
+	}
+	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart")) &&
+	    !target) {
+		fprintf(stderr, "ainit ctl %s: name an agent or a group\n", verb);
+		return 2;
+	}
+
+	char req[1024];
+	struct jw w;
+	jw_init(&w, req, sizeof req - 2);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "cmd", verb);
+	if (target)
+		jw_kstr(&w, "target", target);
+	jw_obj_end(&w);
+	if (w.overflow) {
+		fprintf(stderr, "ainit ctl: arguments too long\n");
+		return 2;
+	}
+	req[w.len++] = '\n';
+	req[w.len] = 0;
+
+	size_t len;
+	AI_AUTOFREE char *reply = roundtrip(path, req, &len);
+	if (!reply)
+		return 1;
+	struct jparse p = {.cap = 1 << 16, .scap = len + 1};
+	AI_AUTOFREE struct jv *pool = p.pool = malloc(sizeof(struct jv) * (size_t)p.cap);
+	AI_AUTOFREE char *sbuf = p.sbuf = malloc(p.scap);
+	if (!pool || !sbuf) {
+		fprintf(stderr, "ainit ctl: out of memory\n");
+		return 1;
+	}
+	int root = json_parse(&p, reply, len);
+	if (root < 0) {
+		fprintf(stderr, "ainit ctl: malformed reply: %s\n", p.err);
+		return 1;
+	}
+	const char *err = json_get_str(&p, root, "error");
+	if (err) {
+		fprintf(stderr, "ainit ctl %s: %s\n", verb, err);
+		return 1;
+	}
+	if (!strcmp(verb, "status")) {
+		if (json)
+			printf("%s\n", reply);
+		return print_status(&p, root, !json);
+	}
+	if (json)
+		printf("%s\n", reply);
+	return 0;
+}

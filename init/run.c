@@ -1,0 +1,363 @@
+#include "run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "check.h"
+#include "log.h"
+#include "state.h"
+#include "util.h"
+#include "vport.h"
+
+#define PID1_CONFIG "/etc/ainit/appliance.yaml"
+#define DEFAULT_STATE_DIR "/run/ainit"
+
+/* Reap everything that is ready: agents go to the supervisor, the rest are
+ * orphans that landed on us. One SIGCHLD may stand for many deaths. */
+static void reap_all(struct ai_state *st)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0) {
+			if (pid < 0 && errno == EINTR)
+				continue;
+			return; /* 0: none ready; ECHILD: no children */
+		}
+		if (!st->cfg || !sup_on_reaped(st, pid, status))
+			st->orphans_reaped++;
+	}
+}
+
+static void begin_stop(struct ai_state *st, enum ai_final f, const char *why)
+{
+	if (st->phase != PHASE_RUN)
+		return;
+	log_info("run", NULL, "%s: stopping", why);
+	st->final = f;
+	if (st->cfg)
+		sup_shutdown(st);
+	else
+		st->phase = PHASE_DONE;
+}
+
+static void on_signal(struct ai_state *st, struct loop_src *src, uint32_t ev)
+{
+	struct signalfd_siginfo si;
+	(void)src;
+	(void)ev;
+	for (;;) {
+		ssize_t n = read(st->sigfd, &si, sizeof si);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof si)
+			break;
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			break; /* reaped below, once for all */
+		case SIGTERM:
+			begin_stop(st, st->pid1 ? FINAL_POWEROFF : FINAL_EXIT, "SIGTERM");
+			break;
+		case SIGPWR:
+			begin_stop(st, st->pid1 ? FINAL_POWEROFF : FINAL_EXIT, "SIGPWR");
+			break;
+		case SIGINT: /* PID 1: ctrl-alt-del, since RB_DISABLE_CAD */
+			begin_stop(st, st->pid1 ? FINAL_REBOOT : FINAL_EXIT, "SIGINT");
+			break;
+		case SIGHUP:
+			log_info("run", NULL, "SIGHUP ignored (reload comes with `ainit ctl reload`)");
+			break;
+		default:
+			break;
+		}
+	}
+	reap_all(st);
+}
+
+static int setup_signals(struct ai_state *st, struct ai_err *e)
+{
+	sigset_t set;
+	static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGHUP, SIGUSR1, SIGUSR2};
+	sigemptyset(&set);
+	/* Faults (SEGV, BUS, ILL, FPE, ABRT, TRAP, SYS) stay synchronous and
+	 * unblocked; everything asynchronous arrives through the signalfd. */
+	for (size_t i = 0; i < AI_ARRAY_SIZE(sigs); i++)
+		sigaddset(&set, sigs[i]);
+	sigaddset(&set, SIGIO);   /* vport has its own signalfd for it */
+	sigaddset(&set, SIGPIPE); /* writes to closed peers return EPIPE instead */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return ai_fail(e, "run", "sigprocmask", errno, "blocking signals");
+	sigdelset(&set, SIGIO);
+	sigdelset(&set, SIGPIPE);
+	st->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (st->sigfd < 0)
+		return ai_fail(e, "run", "signalfd", errno, "signals");
+	return loop_add(&st->loop, &st->sigsrc, st->sigfd, EPOLLIN, on_signal, NULL, e);
+}
+
+/* Load and check; on failure print the diagnostics and return NULL. */
+static struct ai_config *load_config(const char *const *files, int n, char *why, size_t whylen)
+{
+	struct diag_list d = {0};
+	struct ai_config *c = cfg_load(files, n, &d);
+	if (c)
+		chk_config(c, &d);
+	diag_sort(&d);
+	diag_print(&d, stderr);
+	if (d.errors && c) {
+		cfg_free(c);
+		c = NULL;
+	}
+	if (!c)
+		snprintf(why, whylen, "%s: %d error(s) in the configuration (see `ainit check %s`)",
+			 files[0], d.errors ? d.errors : 1, files[0]);
+	diag_free(&d);
+	return c;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[256];
+	snprintf(tmp, sizeof tmp, "%s", dir);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* `ainit run` leaves nothing behind: whatever orphan still runs with us as
+ * its parent (a daemon an agent forked) is killed and reaped. */
+static void kill_leftovers(struct ai_state *st)
+{
+	pid_t self = getpid();
+	for (int round = 0; round < 50; round++) {
+		int found = 0;
+		DIR *d = opendir("/proc");
+		struct dirent *de;
+		if (!d)
+			return;
+		while ((de = readdir(d))) {
+			char path[64], buf[512];
+			FILE *f;
+			int pid = atoi(de->d_name), ppid = 0;
+			if (pid <= 0)
+				continue;
+			snprintf(path, sizeof path, "/proc/%d/stat", pid);
+			if (!(f = fopen(path, "re")))
+				continue;
+			if (fgets(buf, sizeof buf, f)) {
+				char *rp = strrchr(buf, ')');
+				if (rp && sscanf(rp + 2, "%*c %d", &ppid) != 1)
+					ppid = 0;
+			}
+			fclose(f);
+			if (ppid == self) {
+				found++;
+				kill(pid, SIGKILL);
+			}
+		}
+		closedir(d);
+		if (!found)
+			return;
+		/* Blocking waits are fine here: the supervisor is done. */
+		for (;;) {
+			pid_t p = waitpid(-1, NULL, 0);
+			if (p > 0) {
+				st->orphans_reaped++;
+				continue;
+			}
+			if (p < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+	}
+}
+
+static int supervise_loop(struct ai_state *st)
+{
+	unsigned failures = 0;
+	while (st->phase != PHASE_DONE) {
+		int r = loop_run_once(st, &st->loop);
+		if (r < 0) {
+			log_err("run", NULL, "epoll_wait: %s", strerror(-r));
+			if (!st->pid1 || ++failures > 1000)
+				return r;
+			/* PID 1 must not die and must not spin: pause, then retry. */
+			nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+		}
+	}
+	return 0;
+}
+
+static int state_init(struct ai_state *st, struct ai_err *e)
+{
+	memset(st, 0, sizeof *st);
+	st->sigfd = -1;
+	st->ctl.lfd = -1;
+	st->console_fd = -1;
+	st->vport.fd = st->vport.uevfd = st->vport.sigfd = -1;
+	st->started_ms = ai_now_ms();
+	/* timers: one per agent, one per ctl client, a few for the modules */
+	return loop_init(&st->loop, 64, e);
+}
+
+static void start_supervision(struct ai_state *st)
+{
+	struct ai_err e = {0};
+	if (!st->cfg)
+		return;
+	if (sup_init(st, &e) < 0) {
+		log_error(&e);
+		snprintf(st->degraded, sizeof st->degraded, "cannot set up supervision: %.200s", e.msg);
+		sup_fini(st);
+		cfg_free(st->cfg);
+		st->cfg = NULL;
+		return;
+	}
+	log_info("run", NULL, "supervising %d agents in %d groups", st->cfg->nagents,
+		 st->cfg->ngroups);
+	sup_start_all(st);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"state-dir", required_argument, NULL, 'd'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *files[16];
+	int nfiles = 0, c;
+	struct ai_state state, *st = &state;
+	struct ai_err e = {0};
+	char path[256];
+	const char *state_dir = DEFAULT_STATE_DIR;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:d:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (nfiles == (int)AI_ARRAY_SIZE(files)) {
+				fprintf(stderr, "ainit run: too many --config files\n");
+				return 2;
+			}
+			files[nfiles++] = optarg;
+			break;
+		case 'd': state_dir = optarg; break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'h':
+			printf("usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR]\n");
+			return 0;
+		default:
+			fprintf(stderr, "usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR]\n");
+			return 2;
+		}
+	}
+	if (!nfiles || optind != argc) {
+		fprintf(stderr, "usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR]\n");
+		return 2;
+	}
+	int rc = 1;
+	if (state_init(st, &e) < 0) {
+		log_error(&e);
+		goto out;
+	}
+	st->state_dir = state_dir;
+	st->config_path = files[0];
+	st->cfg = load_config(files, nfiles, st->degraded, sizeof st->degraded);
+	if (!st->cfg)
+		goto out;
+	/* Orphans of our agents are re-parented to us, not to the host's init. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		ai_fail(&e, "run", "prctl(PR_SET_CHILD_SUBREAPER)", errno, "subreaper");
+		log_error(&e);
+		goto out;
+	}
+	if (setup_signals(st, &e) < 0) {
+		log_error(&e);
+		goto out;
+	}
+	if (mkdir_p(state_dir) < 0) {
+		log_err("run", state_dir, "mkdir: %s", strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof path, "%s/ctl.sock", state_dir);
+	if (ctl_open(st, path, st->cfg->app.ctl_admin_group, &e) < 0) {
+		log_error(&e);
+		goto out;
+	}
+	log_info("run", NULL, "control socket %s", path);
+	start_supervision(st);
+	rc = supervise_loop(st) < 0 ? 1 : 0;
+	ctl_close(st);
+	kill_leftovers(st);
+	log_info("run", NULL, "all agents stopped; %llu orphans reaped",
+		 (unsigned long long)st->orphans_reaped);
+out:
+	ctl_close(st);
+	sup_fini(st);
+	cfg_free(st->cfg);
+	loop_fini(&st->loop);
+	if (st->sigfd >= 0)
+		close(st->sigfd);
+	return rc;
+}
+
+int run_pid1(int argc, char **argv)
+{
+	struct ai_state state, *st = &state;
+	struct ai_err e = {0};
+	const char *files[] = {PID1_CONFIG};
+	const char *sock;
+	(void)argc;
+	(void)argv;
+
+	if (state_init(st, &e) < 0)
+		log_error(&e); /* without a loop little works, but PID 1 goes on */
+	st->pid1 = true;
+	st->state_dir = DEFAULT_STATE_DIR;
+	st->config_path = PID1_CONFIG;
+	boot_early(st);
+	if (setup_signals(st, &e) < 0)
+		log_error(&e);
+	st->cfg = load_config(files, 1, st->degraded, sizeof st->degraded);
+	if (!st->cfg)
+		log_err("run", NULL, "DEGRADED: %s; serving ctl only", st->degraded);
+	else
+		boot_apply(st, st->cfg);
+	if (mkdir_p(DEFAULT_STATE_DIR) < 0)
+		log_err("run", DEFAULT_STATE_DIR, "mkdir: %s", strerror(errno));
+	sock = st->cfg && st->cfg->app.ctl_socket ? st->cfg->app.ctl_socket
+						  : DEFAULT_STATE_DIR "/ctl.sock";
+	if (ctl_open(st, sock, st->cfg ? st->cfg->app.ctl_admin_group : NULL, &e) < 0)
+		log_error(&e);
+	if (vport_open(st, &e) < 0)
+		log_error(&e);
+	start_supervision(st);
+	for (;;) {
+		supervise_loop(st);
+		if (st->phase == PHASE_DONE)
+			boot_final(st); /* never returns */
+	}
+}

@@ -1,0 +1,109 @@
+/* sandbox: a group's sandbox and its agents' processes (runtime: native).
+ *
+ * A group's sandbox is one small holder process, made once by
+ * sbx_prepare(): clone3() into the group's cgroup (CLONE_INTO_CGROUP) with
+ * new mount, pid, ipc, uts and (unless network: host) net namespaces. It is
+ * PID 1 of the group's pid namespace and reaps there; it builds the root
+ * (the appliance root read-only, tmpfs /tmp /run, a minimal tmpfs /dev,
+ * /proc and /sys read-only, the group's volumes, pivot_root), sets the
+ * hostname to the group's name and brings up the network. Restarting an
+ * agent does not rebuild any of that.
+ *
+ * sbx_spawn() starts one agent: clone3() into the cgroup and the holder's
+ * pid namespace, join its other namespaces (setns on the holder's pidfd),
+ * then in this order: rlimits, no_new_privs, uid/gid/groups from the group
+ * root's /etc/passwd and /etc/group, capabilities (exactly the group's
+ * list, none by default, also for root), seccomp, execve. A failure in the
+ * child goes up a CLOEXEC pipe as a struct ai_err; then _exit(127).
+ *
+ * Supervisor use (one struct sbx_group per sandboxed group, sized at load):
+ *   cg_open_base(&cg, ...) once;   sbx_prepare(&sg, cfg, gi, &opts, &e)
+ *   before the group's first agent; sbx_spawn() per (re)start, then watch
+ *   p.pidfd (exit) and p.execfd (readable: sbx_exec_status()); sbx_kill()
+ *   to stop the group for sure; sbx_teardown() at the end.
+ * Never blocks except in sbx_prepare() (until the holder reports its
+ * root is built, ~1 ms) and sbx_teardown().
+ */
+#ifndef AINIT_SANDBOX_H
+#define AINIT_SANDBOX_H
+
+#include <limits.h>
+#include <signal.h>
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+struct ai_config;
+struct cg_base;
+
+struct sbx_opts {
+	const char *root;         /* the group root: the appliance root; NULL = "/" */
+	const char *state_dir;    /* named volumes live in STATE/volumes/NAME when
+	                             appliance.data_dir is unset; NULL = /var/lib/ainit */
+	const char *const *seccomp_dirs; /* where NAME.policy is looked up (NULL-terminated) */
+	struct cg_base *cg;       /* NULL: no cgroup (said once by the caller) */
+	/* Extra device nodes (host paths) this group gets, e.g. the GPU nodes. */
+	const char *const *extra_devices;
+};
+
+struct sbx_group {
+	const struct ai_config *cfg;
+	int gi;                   /* group index */
+	const char *name;
+	char root[PATH_MAX];
+	pid_t holder;             /* 0 = not prepared */
+	int holder_pidfd;
+	int cgfd;                 /* group cgroup dir, -1 without cgroup */
+	struct cg_base *cg;
+	int own_pidns;            /* the supervisor's pid namespace */
+	int nsflags;              /* namespaces an agent joins besides pid */
+	bool unconfined;          /* seccomp: unconfined */
+	struct sock_fprog seccomp;
+	uint64_t caps;
+	char veth[16];
+};
+
+struct sbx_exec {
+	const char *agent;        /* for messages; NULL = "sandbox" */
+	char *const *argv;
+	char *const *envp;        /* HOME, USER, LOGNAME, PATH added when absent */
+	const char *user;         /* name or uid[:gid]; NULL = root */
+	const char *cwd;          /* NULL = "/" */
+	int stdio[3];             /* -1 = inherit */
+	const sigset_t *sigmask;  /* the child's mask before exec; NULL = empty */
+};
+
+struct sbx_proc {
+	pid_t pid;
+	int pidfd;                /* CLOEXEC; readable when the agent exits */
+	int execfd;               /* CLOEXEC, non-blocking; see sbx_exec_status() */
+};
+
+int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
+		const struct sbx_opts *o, struct ai_err *e);
+/* On error no process is left and *e names the group and agent. */
+int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
+	      struct ai_err *e);
+/* execfd readable: 0 = the command was exec'd (EOF; close the fd),
+ * -EAGAIN = nothing yet, else the child's error in *e (close the fd).
+ * sbx_exec_code(e) maps an error to 125/126/127. */
+int sbx_exec_status(int execfd, struct ai_err *e);
+int sbx_exec_code(const struct ai_err *e);
+/* SIGKILL everything in the group (cgroup.kill; the holder when no cgroup). */
+int sbx_kill(struct sbx_group *s, struct ai_err *e);
+/* Kill the holder (which takes the pid namespace with it), reap it,
+ * remove the cgroup. Safe on a group never prepared. */
+void sbx_teardown(struct sbx_group *s);
+
+/* Pure: look NAME (or "uid[:gid]") up in passwd/group text; fills uid, gid,
+ * up to *ngroups supplementary groups, home. Unit-tested. */
+int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid_t *uid,
+		    gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen);
+
+/* `ainit sandbox --config FILE GROUP -- CMD [ARGS...]` */
+int cmd_sandbox(int argc, char **argv);
+
+#endif
