@@ -7,6 +7,7 @@
 #include "check.h"
 #include "cli.h"
 #include "gpu.h"
+#include "oci.h"
 #include "run.h"
 #include "sandbox.h"
 
@@ -18,6 +19,7 @@ static void usage(FILE *f)
 		   "  ctl [--socket PATH] CMD [ARGS]         talk to a running ainit\n"
 		   "  gpu [--json]                           the GPUs this host offers groups\n"
 		   "  sandbox [--config FILE] GROUP -- CMD   run CMD in GROUP's sandbox\n"
+		   "  export oci CONFIG GROUP -o DIR         write GROUP as an OCI bundle\n"
 		   "as PID 1 (the kernel's init), ainit boots the appliance from "
 		   "/etc/ainit/appliance.yaml\n");
 }
@@ -31,6 +33,7 @@ static const struct {
 	{"ctl", cmd_ctl},
 	{"gpu", cmd_gpu},
 	{"sandbox", cmd_sandbox},
+	{"export", cmd_export},
 };
 
 int main(int argc, char **argv)
