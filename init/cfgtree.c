@@ -241,8 +241,25 @@ static struct ct_node *parse_collection(struct builder *b, yaml_event_t *start, 
 	return n;
 }
 
+/* Explicit tags (!!binary, !custom) would change what a value means in ways
+ * the schema does not describe: refuse them rather than guess. */
+static bool refuse_tag(struct builder *b, const yaml_char_t *tag, yaml_mark_t m)
+{
+	if (!tag)
+		return false;
+	diag_add(b->d, DIAG_ERROR, mark_pos(b, m), "yaml",
+		 "YAML tags (%s) are not supported; write a plain value", (const char *)tag);
+	return true;
+}
+
 static struct ct_node *parse_node(struct builder *b, yaml_event_t *ev)
 {
+	if ((ev->type == YAML_SCALAR_EVENT && refuse_tag(b, ev->data.scalar.tag, ev->start_mark)) ||
+	    (ev->type == YAML_SEQUENCE_START_EVENT &&
+	     refuse_tag(b, ev->data.sequence_start.tag, ev->start_mark)) ||
+	    (ev->type == YAML_MAPPING_START_EVENT &&
+	     refuse_tag(b, ev->data.mapping_start.tag, ev->start_mark)))
+		return NULL;
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT: {
 		const char *v = (const char *)ev->data.scalar.value;
@@ -363,10 +380,12 @@ struct ct_node *ct_parse_file(const char *path, const struct ct_opts *o,
 	char *buf;
 	size_t got = 0;
 	struct ct_node *root;
-	const char *name = ai_arena_strdup(arena, path);
+	/* Diagnostics outlive the arena (a failed load frees it before they
+	 * are printed): name them by the caller's path, which lives longer. */
+	const char *name = path;
 
 	if (fd < 0 || fstat(fd, &sb) < 0) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name ? name : path, 0, 0}, "io",
+		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
 			 "cannot read: %s", strerror(errno));
 		return NULL;
 	}

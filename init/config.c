@@ -1000,7 +1000,7 @@ struct ai_config *cfg_load(const char *const *files, int nfiles, struct diag_lis
 		diag_add(d, DIAG_ERROR, (struct cfg_pos){files[0], 0, 0}, "oom", "out of memory");
 		return NULL;
 	}
-	c->file = nfiles > 0 ? ai_arena_strdup(&c->arena, files[0]) : "";
+	c->file = nfiles > 0 ? files[0] : "";
 	for (int i = 0; i < nfiles; i++) {
 		struct ct_node *t = ct_parse_file(files[i], &o, &c->arena, d);
 		if (!t)

@@ -6,8 +6,9 @@
 
 #include "check.h"
 #include "cli.h"
+#include "export_compose.h"
 #include "gpu.h"
-#include "oci.h"
+#include "import.h"
 #include "run.h"
 #include "sandbox.h"
 
@@ -16,10 +17,12 @@ static void usage(FILE *f)
 	fprintf(f, "usage: ainit COMMAND [ARGS]\n"
 		   "  run --config FILE [--state-dir DIR]   supervise (subreaper)\n"
 		   "  check FILE...                          validate configs\n"
+		   "  import legacy STARTUP [GROUPING...] [-o OUT]  convert legacy YAML\n"
+		   "  export compose CONFIG [-o OUT]         docker-compose for laptops\n"
+		   "  export oci CONFIG GROUP -o DIR         OCI bundle (runc backend)\n"
 		   "  ctl [--socket PATH] CMD [ARGS]         talk to a running ainit\n"
 		   "  gpu [--json]                           the GPUs this host offers groups\n"
 		   "  sandbox [--config FILE] GROUP -- CMD   run CMD in GROUP's sandbox\n"
-		   "  export oci CONFIG GROUP -o DIR         write GROUP as an OCI bundle\n"
 		   "as PID 1 (the kernel's init), ainit boots the appliance from "
 		   "/etc/ainit/appliance.yaml\n");
 }
@@ -30,10 +33,11 @@ static const struct {
 } commands[] = {
 	{"run", cmd_run},
 	{"check", cmd_check},
+	{"import", cmd_import},
+	{"export", cmd_export},
 	{"ctl", cmd_ctl},
 	{"gpu", cmd_gpu},
 	{"sandbox", cmd_sandbox},
-	{"export", cmd_export},
 };
 
 int main(int argc, char **argv)

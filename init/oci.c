@@ -428,11 +428,3 @@ int cmd_export_oci(int argc, char **argv)
 	cfg_free(c);
 	return r < 0 ? 1 : 0;
 }
-
-int cmd_export(int argc, char **argv)
-{
-	if (argc > 1 && !strcmp(argv[1], "oci"))
-		return cmd_export_oci(argc - 1, argv + 1);
-	fprintf(stderr, "usage: ainit export oci CONFIG GROUP -o DIR\n");
-	return 2;
-}

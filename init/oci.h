@@ -34,7 +34,5 @@ int oci_export(const struct ai_config *c, int gi, const struct oci_opts *o, cons
 
 /* `ainit export oci CONFIG GROUP -o DIR [--root DIR]` */
 int cmd_export_oci(int argc, char **argv);
-/* `ainit export FORMAT ...` */
-int cmd_export(int argc, char **argv);
 
 #endif

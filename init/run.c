@@ -278,46 +278,50 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR]\n");
 		return 2;
 	}
+	int rc = 1;
 	if (state_init(st, &e) < 0) {
 		log_error(&e);
-		return 1;
+		goto out;
 	}
 	st->state_dir = state_dir;
 	st->config_path = files[0];
 	st->cfg = load_config(files, nfiles, st->degraded, sizeof st->degraded);
 	if (!st->cfg)
-		return 1;
+		goto out;
 	/* Orphans of our agents are re-parented to us, not to the host's init. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		ai_fail(&e, "run", "prctl(PR_SET_CHILD_SUBREAPER)", errno, "subreaper");
 		log_error(&e);
-		return 1;
+		goto out;
 	}
 	if (setup_signals(st, &e) < 0) {
 		log_error(&e);
-		return 1;
+		goto out;
 	}
 	if (mkdir_p(state_dir) < 0) {
 		log_err("run", state_dir, "mkdir: %s", strerror(errno));
-		return 1;
+		goto out;
 	}
 	snprintf(path, sizeof path, "%s/ctl.sock", state_dir);
 	if (ctl_open(st, path, st->cfg->app.ctl_admin_group, &e) < 0) {
 		log_error(&e);
-		return 1;
+		goto out;
 	}
 	log_info("run", NULL, "control socket %s", path);
 	start_supervision(st);
-	int r = supervise_loop(st);
+	rc = supervise_loop(st) < 0 ? 1 : 0;
 	ctl_close(st);
 	kill_leftovers(st);
 	log_info("run", NULL, "all agents stopped; %llu orphans reaped",
 		 (unsigned long long)st->orphans_reaped);
+out:
+	ctl_close(st);
 	sup_fini(st);
 	cfg_free(st->cfg);
 	loop_fini(&st->loop);
-	close(st->sigfd);
-	return r < 0 ? 1 : 0;
+	if (st->sigfd >= 0)
+		close(st->sigfd);
+	return rc;
 }
 
 int run_pid1(int argc, char **argv)

@@ -11,8 +11,6 @@
 
 #include "util.h"
 
-extern char **environ;
-
 static pid_t sys_clone3(struct clone_args *args)
 {
 	return (pid_t)syscall(SYS_clone3, args, sizeof *args);
@@ -33,6 +31,39 @@ static int move_fd(int from, int to)
 	if (from == to)
 		return fcntl(to, F_SETFD, 0); /* clear CLOEXEC */
 	return dup2(from, to) < 0 ? -1 : 0;
+}
+
+/* execvp without its fallback of running a non-executable file with
+ * /bin/sh: a file that is not executable is an error (126), as in runc. */
+static void exec_search(const char *const *argv, char *const *envp)
+{
+	const char *path = NULL;
+	int saved = ENOENT;
+	if (strchr(argv[0], '/')) {
+		execve(argv[0], (char *const *)argv, envp);
+		return;
+	}
+	for (char *const *e = envp; *e; e++)
+		if (!strncmp(*e, "PATH=", 5))
+			path = *e + 5;
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		char full[4096];
+		size_t n = strcspn(path, ":");
+		if (n && n + 1 + strlen(argv[0]) < sizeof full) {
+			memcpy(full, path, n);
+			full[n] = '/';
+			strcpy(full + n + 1, argv[0]);
+			execve(full, (char *const *)argv, envp);
+			if (errno != ENOENT && errno != ENOTDIR)
+				saved = errno;
+		}
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	errno = saved;
 }
 
 static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd)
@@ -90,8 +121,7 @@ static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd)
 		child_report(wfd, "chdir", errno, r->cwd ? r->cwd : "/");
 		_exit(127);
 	}
-	environ = (char **)r->envp;
-	execvp(r->argv[0], (char *const *)r->argv);
+	exec_search(r->argv, r->envp);
 	{
 		int err = errno;
 		char m[192];
