@@ -4,7 +4,6 @@
  * a half-booted appliance that answers ctl is worth more than a panic.
  */
 #include "boot.h"
-#include "gpu.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "gpu.h"
 #include "log.h"
 #include "state.h"
 #include "util.h"

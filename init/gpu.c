@@ -328,10 +328,12 @@ int gpu_discover(const struct gpu_paths *p, struct gpu_host *h, struct ai_err *e
 	return 0;
 }
 
-static void add_node(struct gpu_plan *p, const char *name, int major, int minor)
+static void add_node(struct gpu_plan *p, const struct gpu_host *h, const char *name,
+		     int major, int minor)
 {
 	struct gpu_node *n = &p->nodes[p->nnodes++];
 	snprintf(n->name, sizeof n->name, "%s", name);
+	snprintf(n->source, sizeof n->source, "%s/%s", h->dev, name);
 	n->type = 'c';
 	n->major = major;
 	n->minor = minor;
@@ -401,17 +403,17 @@ int gpu_plan(const struct cfg_gpu *want, const struct gpu_host *h, const char *g
 		ml += (size_t)snprintf(missing + ml, sizeof missing - ml, " nvidiactl");
 	if (!h->uvm_ok && ml < sizeof missing)
 		ml += (size_t)snprintf(missing + ml, sizeof missing - ml, " nvidia-uvm");
-	add_node(p, "nvidiactl", h->maj.nvidia, 255);
-	add_node(p, "nvidia-uvm", h->maj.uvm, 0);
+	add_node(p, h, "nvidiactl", h->maj.nvidia, 255);
+	add_node(p, h, "nvidia-uvm", h->maj.uvm, 0);
 	if (h->uvm_tools_ok)
-		add_node(p, "nvidia-uvm-tools", h->maj.uvm, 1);
+		add_node(p, h, "nvidia-uvm-tools", h->maj.uvm, 1);
 	for (int i = 0; i < p->ngpus; i++) {
 		const struct gpu_dev *g = &h->gpus[p->gpus[i]];
 		char name[32];
 		snprintf(name, sizeof name, "nvidia%d", g->minor);
 		if (!g->node_ok && ml < sizeof missing)
 			ml += (size_t)snprintf(missing + ml, sizeof missing - ml, " %s", name);
-		add_node(p, name, h->maj.nvidia, g->minor);
+		add_node(p, h, name, h->maj.nvidia, g->minor);
 	}
 	if (ml)
 		return ai_fail(e, "gpu", NULL, 0,
@@ -438,6 +440,33 @@ int gpu_plan(const struct cfg_gpu *want, const struct gpu_host *h, const char *g
 	p->env[2].key = "NVIDIA_DRIVER_CAPABILITIES";
 	snprintf(p->env[2].value, sizeof p->env[2].value, "compute,utility");
 	p->nenv = 3;
+	return 0;
+}
+
+int gpu_plan_group(const struct cfg_group *g, struct gpu_plan **out, struct ai_err *e)
+{
+	struct gpu_paths paths;
+	struct gpu_host *h;
+	int r;
+	*out = NULL;
+	if (g->gpu.mode == GPU_NONE)
+		return 0;
+	h = calloc(1, sizeof *h);
+	struct gpu_plan *p = calloc(1, sizeof *p);
+	if (!h || !p) {
+		free(h);
+		free(p);
+		return ai_fail(e, "gpu", "calloc", ENOMEM, "group %s: GPU plan", g->name);
+	}
+	gpu_paths_default(&paths);
+	if ((r = gpu_discover(&paths, h, e)) >= 0)
+		r = gpu_plan(&g->gpu, h, g->name, p, e);
+	free(h);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*out = p;
 	return 0;
 }
 
@@ -683,10 +712,8 @@ static void print_plan(FILE *f, const struct gpu_plan *p, const char *root)
 	fprintf(f, "],\"nodes\":[");
 	for (int i = 0; i < p->nnodes; i++) {
 		const struct gpu_node *n = &p->nodes[i];
-		char path[GPU_PATH + 64];
 		fprintf(f, "%s{\"path\":\"/dev/%s\",\"source\":", i ? "," : "", n->name);
-		snprintf(path, sizeof path, "%s/%s", p->dev, n->name);
-		jstr(f, path);
+		jstr(f, n->source);
 		fprintf(f, ",\"type\":\"%c\",\"major\":%d,\"minor\":%d}", n->type, n->major, n->minor);
 	}
 	fprintf(f, "],\"allow\":[");

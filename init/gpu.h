@@ -66,6 +66,7 @@ int gpu_discover(const struct gpu_paths *p, struct gpu_host *h, struct ai_err *e
 
 struct gpu_node {
 	char name[48];      /* under /dev: "nvidia0", "nvidiactl", "nvidia-uvm" */
+	char source[GPU_PATH + 48]; /* the host's node: <dev>/<name> */
 	char type;          /* 'c' */
 	int major, minor;
 };
@@ -88,6 +89,11 @@ struct gpu_plan {
  * missing, libcuda absent) name the group. Pure. */
 int gpu_plan(const struct cfg_gpu *want, const struct gpu_host *h, const char *group,
 	     struct gpu_plan *p, struct ai_err *e);
+
+/* For sandbox.c: discover this host (gpu_paths_default) and plan group g.
+ * *out = NULL for a group without gpu:, else a heap plan (free()). Errors
+ * name the group; other groups are unaffected. */
+int gpu_plan_group(const struct cfg_group *g, struct gpu_plan **out, struct ai_err *e);
 
 /* Boot (PID 1): create <dev>/nvidiactl, nvidia<minor> for each GPU,
  * nvidia-modeset, nvidia-uvm(-tools), nvidia-caps/nvidia-cap<N> with the

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 
 #include <cuda_runtime_api.h>
@@ -389,14 +390,14 @@ struct zmq_api {
 	int (*recv)(void *, void *, size_t, int);
 	int (*send)(void *, const void *, size_t, int);
 	int (*setsockopt)(void *, int, const void *, size_t);
+	int (*poll)(void *items, int n, long timeout);
 };
 
-static volatile sig_atomic_t stop;
-static void on_term(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
+struct zmq_pollitem_ { /* zmq_pollitem_t */
+	void *socket;
+	int fd;
+	short events, revents;
+};
 
 static int load_zmq(struct zmq_api *z)
 {
@@ -414,6 +415,7 @@ static int load_zmq(struct zmq_api *z)
 	SYM(recv, "zmq_recv");
 	SYM(send, "zmq_send");
 	SYM(setsockopt, "zmq_setsockopt");
+	SYM(poll, "zmq_poll");
 #undef SYM
 	return 0;
 }
@@ -424,12 +426,20 @@ static int serve(const char *port)
 	struct buf *b = malloc(sizeof *b);
 	char ep[128], reason[512], req[256];
 	const char *ip = getenv("ZMQ_BIND_IP");
-	int linger = 0;
+	int linger = 0, sfd;
+	sigset_t term;
+	/* libzmq and cudart start threads; a process-directed SIGTERM could
+	 * land in one of them. Block it everywhere (threads inherit the mask)
+	 * and take it from a signalfd polled beside the socket. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &term, NULL) < 0 || (sfd = signalfd(-1, &term, SFD_CLOEXEC)) < 0) {
+		fprintf(stderr, "gpu-probe: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
 	if (!b || load_zmq(&z) < 0)
 		return 1;
-	struct sigaction sa = { .sa_handler = on_term }; /* no SA_RESTART: recv returns EINTR */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	snprintf(ep, sizeof ep, "tcp://%s:%s", ip && *ip ? ip : "0.0.0.0", port);
 	void *ctx = z.ctx_new(), *s = ctx ? z.socket(ctx, ZMQ_REP_) : NULL;
 	if (!s || z.bind(s, ep) < 0) {
@@ -439,10 +449,21 @@ static int serve(const char *port)
 	z.setsockopt(s, 17 /* ZMQ_LINGER */, &linger, sizeof linger);
 	bool ok = probe(b, reason, sizeof reason);
 	fprintf(stderr, "gpu-probe: serving health on %s: %s\n", ep, ok ? "GPU ok" : reason);
-	while (!stop) {
-		int n = z.recv(s, req, sizeof req - 1, 0);
-		if (n < 0) {
+	for (;;) {
+		struct zmq_pollitem_ it[2] = {{s, 0, 1 /* ZMQ_POLLIN */, 0}, {NULL, sfd, 1, 0}};
+		if (z.poll(it, 2, -1) < 0) {
 			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "gpu-probe: zmq_poll: %s\n", strerror(errno));
+			break;
+		}
+		if (it[1].revents)
+			break; /* SIGTERM / SIGINT */
+		if (!it[0].revents)
+			continue;
+		int n = z.recv(s, req, sizeof req - 1, 1 /* ZMQ_DONTWAIT */);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
 				continue;
 			fprintf(stderr, "gpu-probe: zmq_recv: %s\n", strerror(errno));
 			break;

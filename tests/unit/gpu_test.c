@@ -126,6 +126,11 @@ static void test_plan_all(void **st)
 	assert_int_equal(P.nlibs, 2);
 	assert_string_equal(P.libs[0], "/usr/lib/x86_64-linux-gnu/libcuda.so.1");
 	assert_string_equal(P.dev, "/dev");
+	for (int i = 0; i < P.nnodes; i++) {
+		char want[128];
+		snprintf(want, sizeof want, "/dev/%s", P.nodes[i].name);
+		assert_string_equal(P.nodes[i].source, want);
+	}
 }
 
 static void test_plan_list(void **st)
