@@ -6,7 +6,9 @@
 
 #include "check.h"
 #include "cli.h"
+#include "export_compose.h"
 #include "gpu.h"
+#include "import.h"
 #include "run.h"
 #include "sandbox.h"
 
@@ -15,6 +17,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: ainit COMMAND [ARGS]\n"
 		   "  run --config FILE [--state-dir DIR]   supervise (subreaper)\n"
 		   "  check FILE...                          validate configs\n"
+		   "  import legacy STARTUP [GROUPING...] [-o OUT]  convert legacy YAML\n"
+		   "  export compose CONFIG [-o OUT]         docker-compose for laptops\n"
+		   "  export oci CONFIG GROUP -o DIR         OCI bundle (runc backend)\n"
 		   "  ctl [--socket PATH] CMD [ARGS]         talk to a running ainit\n"
 		   "  gpu [--json]                           the GPUs this host offers groups\n"
 		   "  sandbox [--config FILE] GROUP -- CMD   run CMD in GROUP's sandbox\n"
@@ -28,6 +33,8 @@ static const struct {
 } commands[] = {
 	{"run", cmd_run},
 	{"check", cmd_check},
+	{"import", cmd_import},
+	{"export", cmd_export},
 	{"ctl", cmd_ctl},
 	{"gpu", cmd_gpu},
 	{"sandbox", cmd_sandbox},

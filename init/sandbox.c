@@ -174,7 +174,7 @@ int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid
 }
 
 /* Read ROOT/REL whole into a malloc'd string ("" when missing). */
-static char *read_root_file(const char *root, const char *rel)
+char *sbx_read_root_file(const char *root, const char *rel)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s%s", strcmp(root, "/") ? root : "", rel);
@@ -284,7 +284,7 @@ static int build_dev(const struct sbx_group *s, const struct cfg_group *g,
 		if (mknod(p, S_IFCHR | 0666, makedev(dev_minimal[i].maj, dev_minimal[i].min)) < 0)
 			return ai_fail(e, "sandbox", "mknod", errno, "group %s: /%s", s->name, p);
 	}
-	if (mkdir("dev/pts", 0755) < 0 || mkdir("dev/shm", 01777) < 0 || mkdir("dev/mqueue", 0755) < 0)
+	if (mkdir("dev/pts", 0755) < 0 || mkdir("dev/shm", 01777) < 0)
 		return ai_fail(e, "sandbox", "mkdir", errno, "group %s: /dev/pts, /dev/shm", s->name);
 	if (chmod("dev/shm", 01777) < 0)
 		return ai_fail(e, "sandbox", "chmod", errno, "group %s: /dev/shm", s->name);
@@ -443,6 +443,7 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		ai_fail(&e, "sandbox", "prctl(PDEATHSIG)", errno, "group %s", s->name);
 		child_fail(wfd, &e, 125);
 	}
+	prctl(PR_SET_NAME, "ainit-holder", 0, 0, 0); /* what `ps` shows inside */
 	umask(0);
 	if (build_root(s, o, &e) < 0)
 		child_fail(wfd, &e, 125);
@@ -496,9 +497,8 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		const struct sbx_opts *o, struct ai_err *e)
 {
 	const struct cfg_group *g = &cfg->groups[gi];
-	struct scf_policy pol = {0};
 	struct netns_addr na = {0};
-	int r, unconf = 0;
+	int r;
 	int st[2] = {-1, -1}, go[2] = {-1, -1};
 	pid_t pid = -1;
 	int pidfd = -1;
@@ -517,19 +517,10 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		err_prefix(e, g->name, NULL);
 		return r;
 	}
-	if ((r = scf_load(&pol, g->seccomp, o->seccomp_dirs, &unconf, e)) < 0) {
+	if ((r = scf_prog(g->seccomp, o->seccomp_dirs, &s->seccomp, &s->seccomp_owned,
+			  &s->unconfined, e)) < 0) {
 		err_prefix(e, g->name, NULL);
-		scf_policy_free(&pol);
 		return r;
-	}
-	s->unconfined = unconf;
-	if (!unconf) {
-		r = scf_compile(&pol, &s->seccomp, e);
-		scf_policy_free(&pol);
-		if (r < 0) {
-			err_prefix(e, g->name, NULL);
-			return r;
-		}
 	}
 	if (g->network == NET_BRIDGE) {
 		if (!cfg->app.bridge_name || !cfg->app.bridge_subnet) {
@@ -779,8 +770,8 @@ int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 		return ai_fail(e, "sandbox", "spawn", ESRCH, "group %s: agent %s: sandbox not prepared",
 			       s->name, agent);
 	if (x->user && strcmp(x->user, "root")) {
-		AI_AUTOFREE char *pw = read_root_file(s->root, "/etc/passwd");
-		AI_AUTOFREE char *gr = read_root_file(s->root, "/etc/group");
+		AI_AUTOFREE char *pw = sbx_read_root_file(s->root, "/etc/passwd");
+		AI_AUTOFREE char *gr = sbx_read_root_file(s->root, "/etc/group");
 		if (!pw || !gr)
 			return ai_fail(e, "sandbox", "read /etc/passwd", ENOMEM, "group %s", s->name);
 		int r = sbx_lookup_user(pw, gr, x->user, &uid, &gid, groups, &ngroups, home, sizeof home);
@@ -811,7 +802,7 @@ int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 	}
 	pid_t pid = clone3_raw(&ca);
 	int cerr = errno;
-	if (setns(s->own_pidns, CLONE_NEWPID) < 0 && pid != 0) {
+	if (pid != 0 && setns(s->own_pidns, CLONE_NEWPID) < 0) {
 		/* Cannot happen for our own namespace; if it did, every later
 		 * child would land in this group: say so loudly. */
 		int err = errno;
@@ -892,8 +883,10 @@ void sbx_teardown(struct sbx_group *s)
 	if (s->own_pidns >= 0)
 		close(s->own_pidns);
 	s->own_pidns = -1;
-	free(s->seccomp.filter);
+	if (s->seccomp_owned)
+		free(s->seccomp.filter);
 	s->seccomp.filter = NULL;
+	s->seccomp_owned = 0;
 	free(s->gpu);
 	s->gpu = NULL;
 }
