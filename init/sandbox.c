@@ -23,6 +23,7 @@
 #include "caps.h"
 #include "cgroup.h"
 #include "config.h"
+#include "gpu.h"
 #include "netns.h"
 #include "seccomp.h"
 #include "util.h"
@@ -408,6 +409,10 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 		if ((r = bind_into(sp, tgt, m->ro, s->name, e)) < 0)
 			return r;
 	}
+	/* gpu: the driver's libraries, read-only on their own path (gpu.c) */
+	for (int i = 0; s->gpu && i < s->gpu->nlibs; i++)
+		if ((r = bind_into(s->gpu->libs[i], s->gpu->libs[i] + 1, true, s->name, e)) < 0)
+			return r;
 
 	/* pivot_root(".", "."): the old root lands on top of the new one and
 	 * is detached at once; nothing of the host stays reachable. */
@@ -532,6 +537,23 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		}
 	}
 
+	/* gpu: the plan's nodes join the group's devices (its /dev and the
+	 * device program), its environment goes to every agent (gpu.c). */
+	const char *devs[64 + GPU_MAX_NODES + 1];
+	struct sbx_opts og;
+	if ((r = gpu_plan_group(g, &s->gpu, e)) < 0)
+		goto fail;
+	if (s->gpu) {
+		int k = 0;
+		for (int i = 0; o->extra_devices && o->extra_devices[i] && k < 64; i++)
+			devs[k++] = o->extra_devices[i];
+		for (int i = 0; i < s->gpu->nnodes; i++)
+			devs[k++] = s->gpu->nodes[i].source;
+		devs[k] = NULL;
+		og = *o;
+		og.extra_devices = devs;
+		o = &og;
+	}
 	s->own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	if (s->own_pidns < 0) {
 		r = ai_fail(e, "sandbox", "open /proc/self/ns/pid", errno, "group %s", g->name);
@@ -685,7 +707,8 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 	int n = 0;
 	while (x->envp && x->envp[n])
 		n++;
-	char **env = calloc((size_t)n + 5, sizeof *env);
+	int ngpu = s->gpu ? s->gpu->nenv : 0;
+	char **env = calloc((size_t)(n + ngpu) + 5, sizeof *env);
 	if (!env) {
 		ai_fail(&e, "sandbox", "calloc", ENOMEM, "group %s: agent %s: environment", s->name, agent);
 		child_fail(wfd, &e, 127);
@@ -695,6 +718,18 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 		env[i] = x->envp[i];
 		has_path |= !strncmp(env[i], "PATH=", 5);
 		has_home |= !strncmp(env[i], "HOME=", 5);
+	}
+	char gb[3][192];
+	for (int i = 0, n0 = n; i < ngpu && i < 3; i++) { /* gpu: unless the agent sets its own */
+		const struct gpu_env *ge = &s->gpu->env[i];
+		size_t kl = strlen(ge->key);
+		bool set = false;
+		for (int j = 0; j < n0 && !set; j++)
+			set = !strncmp(x->envp[j], ge->key, kl) && x->envp[j][kl] == '=';
+		if (!set) {
+			snprintf(gb[i], sizeof gb[i], "%s=%s", ge->key, ge->value);
+			env[n++] = gb[i];
+		}
 	}
 	char hb[PATH_MAX + 8];
 	if (!has_path)
@@ -852,4 +887,6 @@ void sbx_teardown(struct sbx_group *s)
 		free(s->seccomp.filter);
 	s->seccomp.filter = NULL;
 	s->seccomp_owned = 0;
+	free(s->gpu);
+	s->gpu = NULL;
 }

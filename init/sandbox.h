@@ -38,6 +38,7 @@
 
 struct ai_config;
 struct cg_base;
+struct gpu_plan;
 
 struct sbx_opts {
 	const char *root;         /* the group root: the appliance root; NULL = "/" */
@@ -65,6 +66,7 @@ struct sbx_group {
 	int seccomp_owned;        /* seccomp.filter is ours to free */
 	uint64_t caps;
 	char veth[16];
+	struct gpu_plan *gpu;     /* gpu: nodes, libraries, environment; NULL = none */
 };
 
 struct sbx_exec {
