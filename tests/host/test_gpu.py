@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-AINIT = os.environ.get("AINIT", "build/ainit")
-BUILD = Path(os.environ.get("BUILD", "build"))
-PROBE = BUILD / "agents" / "gpu-probe"
 HERE = Path(__file__).resolve().parent
+AINIT = os.environ.get("AINIT") or str(HERE.parents[1] / "build" / "ainit")
+BUILD = Path(os.environ.get("BUILD") or HERE.parents[1] / "build")
+PROBE = BUILD / "agents" / "gpu-probe"
 
 UVM_MAJOR = 508
 CAPS_MAJOR = 509
