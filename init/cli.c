@@ -181,8 +181,11 @@ static int print_status(const struct jparse *p, int root, bool print)
 	int agents = json_get(p, root, "agents");
 	int rc = 0;
 	const char *deg = json_get_str(p, root, "degraded");
-	if (deg && print)
-		printf("DEGRADED: %s\n", deg);
+	if (deg) { /* no configuration runs: nothing the appliance is for works */
+		rc = 3;
+		if (print)
+			printf("DEGRADED: %s\n", deg);
+	}
 	if (print)
 		printf("%-20s %-28s %-9s %-9s %7s %8s %8s  %-11s %s\n", "GROUP", "AGENT", "STATE", "HEALTH",
 	       "PID", "UPTIME", "RESTARTS", "PORTS", "NOTE");

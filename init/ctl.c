@@ -459,7 +459,7 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 	 * Without an admin group the socket is for root only. */
 	if (chmod(path, 0660) < 0)
 		return ai_fail(e, "ctl", "chmod", errno, "%s", path);
-	if (listen(fd, 16) < 0)
+	if (listen(fd, 64) < 0)
 		return ai_fail(e, "ctl", "listen", errno, "%s", path);
 	if (loop_add(&st->loop, &s->lsrc, fd, EPOLLIN, on_accept, s, e) < 0)
 		return -EIO;

@@ -258,13 +258,35 @@ static void on_sigio(struct ai_state *st, struct loop_src *src, uint32_t events)
 		service(st);
 }
 
-static int open_port(struct ai_state *st, struct ai_err *e)
+static void reset(struct ai_vport *v)
+{
+	memset(v, 0, sizeof *v);
+	v->fd = v->uevfd = v->sigfd = -1;
+	v->retry.slot = -1;
+}
+
+static int buffers(struct ai_state *st, struct ai_err *e)
 {
 	struct ai_vport *v = &st->vport;
+	if (!v->in)
+		v->in = malloc(CTL_MAX_REQ + 1);
+	if (!v->out)
+		v->out = malloc(CTL_MAX_REPLY);
+	if (!v->in || !v->out)
+		return ai_fail(e, "vport", "malloc", ENOMEM, "buffers");
+	return 0;
+}
+
+int vport_attach(struct ai_state *st, int fd_, const char *name, struct ai_err *e)
+{
+	struct ai_vport *v = &st->vport;
+	AI_AUTOCLOSE int fd = fd_;
 	sigset_t set;
-	AI_AUTOCLOSE int fd = open(v->path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return ai_fail(e, "vport", "open", errno, "%s", v->path);
+	if (!v->in)
+		reset(v); /* zeroed: never set up by vport_open() */
+	if (buffers(st, e) < 0)
+		return -ENOMEM;
+	snprintf(v->path, sizeof v->path, "%s", name);
 	sigemptyset(&set);
 	sigaddset(&set, SIGIO);
 	/* SIGIO is ours alone: blocked here and read from our own signalfd, so
@@ -278,6 +300,9 @@ static int open_port(struct ai_state *st, struct ai_err *e)
 	/* SIGIO goes to us; O_ASYNC itself is switched on at the first hangup. */
 	if (fcntl(fd, F_SETOWN, getpid()) < 0)
 		return ai_fail(e, "vport", "fcntl F_SETOWN", errno, "%s", v->path);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return ai_fail(e, "vport", "fcntl O_NONBLOCK", errno, "%s", v->path);
 	int r = loop_add(&st->loop, &v->sigsrc, sfd, EPOLLIN, on_sigio, NULL, e);
 	if (r < 0)
 		return r;
@@ -292,8 +317,21 @@ static int open_port(struct ai_state *st, struct ai_err *e)
 	v->in_epoll = true;
 	v->sigfd = ai_take_fd(&sfd);
 	v->fd = ai_take_fd(&fd);
-	log_info("vport", v->path, "control channel %s open", VPORT_NAME);
 	return 0;
+}
+
+static int open_port(struct ai_state *st, struct ai_err *e)
+{
+	struct ai_vport *v = &st->vport;
+	int fd = open(v->path, O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return ai_fail(e, "vport", "open", errno, "%s", v->path);
+	char path[sizeof v->path];
+	memcpy(path, v->path, sizeof path);
+	int r = vport_attach(st, fd, path, e);
+	if (r == 0)
+		log_info("vport", v->path, "control channel %s open", VPORT_NAME);
+	return r;
 }
 
 static void found(struct ai_state *st)
@@ -378,14 +416,10 @@ static int uevent_open(struct ai_state *st, struct ai_err *e)
 int vport_open(struct ai_state *st, struct ai_err *e)
 {
 	struct ai_vport *v = &st->vport;
-	memset(v, 0, sizeof *v);
-	v->fd = v->uevfd = v->sigfd = -1;
-	v->retry.slot = -1;
-	v->in = malloc(CTL_MAX_REQ + 1);
-	v->out = malloc(CTL_MAX_REPLY);
-	if (!v->in || !v->out) {
+	reset(v);
+	if (buffers(st, e) < 0) {
 		vport_close(st);
-		return ai_fail(e, "vport", "malloc", ENOMEM, "buffers");
+		return -ENOMEM;
 	}
 	/* Listen before scanning, so that a port appearing in between is seen. */
 	struct ai_err ue = {0};

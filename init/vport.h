@@ -48,4 +48,10 @@ struct ai_vport {
 int vport_open(struct ai_state *st, struct ai_err *e);
 void vport_close(struct ai_state *st);
 
+/* Serve an open fd as the channel (vport_open() does this once it found the
+ * port; tests pass one end of a socketpair, which hangs up the same way).
+ * Takes the fd, also on failure; NAME is for messages. st->vport must be
+ * zeroed or set up by vport_open(). */
+int vport_attach(struct ai_state *st, int fd, const char *name, struct ai_err *e);
+
 #endif
