@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ static void usage(FILE *f)
 		   "  start|stop|restart AGENT|GROUP\n"
 		   "  poweroff | reboot   orderly stop of everything (PID 1: then power off/reboot;\n"
 		   "                      `ainit run`: then exit)\n"
+		   "  logs AGENT [-n N] [-f]  the agent's last N lines (default 100); -f follows\n"
 		   "  health AGENT        last health checks: result, output, latency, schedule\n"
 		   "  ping\n"
 		   "socket: --socket, $AINIT_SOCKET, or " CLI_DEFAULT_SOCKET "\n");
@@ -225,6 +227,67 @@ static int print_status(const struct jparse *p, int root, bool print)
 	return rc;
 }
 
+/* ctl logs: the last n lines; with follow, ask again from the reply's
+ * "next" cursor every 200 ms until interrupted. */
+static int logs_client(const char *path, const char *target, long long n, bool follow, bool json)
+{
+	long long from = -1;
+	for (;;) {
+		char req[512];
+		struct jw w;
+		size_t len;
+		jw_init(&w, req, sizeof req - 2);
+		jw_obj_begin(&w);
+		jw_kstr(&w, "cmd", "logs");
+		jw_kstr(&w, "target", target);
+		jw_kint(&w, "n", n);
+		if (from >= 0)
+			jw_kint(&w, "from", from);
+		jw_obj_end(&w);
+		if (w.overflow) {
+			fprintf(stderr, "ainit ctl: arguments too long\n");
+			return 2;
+		}
+		req[w.len++] = '\n';
+		req[w.len] = 0;
+		AI_AUTOFREE char *reply = roundtrip(path, req, &len);
+		if (!reply)
+			return 1;
+		struct jparse p = {.cap = 1 << 16, .scap = len + 1};
+		AI_AUTOFREE struct jv *pool = p.pool = malloc(sizeof(struct jv) * (size_t)p.cap);
+		AI_AUTOFREE char *sbuf = p.sbuf = malloc(p.scap);
+		if (!pool || !sbuf) {
+			fprintf(stderr, "ainit ctl: out of memory\n");
+			return 1;
+		}
+		int root = json_parse(&p, reply, len);
+		if (root < 0) {
+			fprintf(stderr, "ainit ctl: malformed reply: %s\n", p.err);
+			return 1;
+		}
+		if (json_get_str(&p, root, "error")) {
+			fprintf(stderr, "ainit ctl logs: %s\n", str(&p, root, "error"));
+			return 1;
+		}
+		if (json)
+			printf("%s\n", reply);
+		else {
+			int lines = json_get(&p, root, "lines");
+			if (num(&p, root, "missed") > 0)
+				printf("[... %lld lines scrolled out of the buffer ...]\n",
+				       num(&p, root, "missed"));
+			for (int i = lines >= 0 ? p.pool[lines].first_child : -1; i >= 0; i = p.pool[i].next)
+				if (p.pool[i].kind == JV_STR)
+					printf("%s\n", p.pool[i].str);
+		}
+		fflush(stdout);
+		if (!follow)
+			return 0;
+		from = num(&p, root, "next");
+		nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
+	}
+}
+
 int cmd_ctl(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -253,9 +316,22 @@ int cmd_ctl(int argc, char **argv)
 	}
 	const char *verb = argv[optind++];
 	const char *target = NULL;
+	long long nlines = 100;
+	bool follow = false;
 	for (; optind < argc; optind++) {
 		if (!strcmp(argv[optind], "--json"))
 			json = true;
+		else if (!strcmp(verb, "logs") && (!strcmp(argv[optind], "-f") ||
+						   !strcmp(argv[optind], "--follow")))
+			follow = true;
+		else if (!strcmp(verb, "logs") && !strcmp(argv[optind], "-n") && optind + 1 < argc) {
+			char *end;
+			nlines = strtoll(argv[++optind], &end, 10);
+			if (*end || nlines < 0) {
+				fprintf(stderr, "ainit ctl logs: -n takes a number of lines\n");
+				return 2;
+			}
+		}
 		else if (!target)
 			target = argv[optind];
 		else {
@@ -264,11 +340,14 @@ int cmd_ctl(int argc, char **argv)
 		}
 	}
 	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart") ||
-	     !strcmp(verb, "health")) &&
+	     !strcmp(verb, "health") || !strcmp(verb, "logs")) &&
 	    !target) {
 		fprintf(stderr, "ainit ctl %s: name an agent or a group\n", verb);
 		return 2;
 	}
+
+	if (!strcmp(verb, "logs"))
+		return logs_client(path, target, nlines, follow, json);
 
 	char req[1024];
 	struct jw w;

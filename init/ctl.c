@@ -16,6 +16,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "logcap.h"
 #include "probe.h"
 #include "state.h"
 #include "util.h"
@@ -147,6 +148,27 @@ static void cmd_health(struct ai_state *st, const struct ctl_req *rq, struct jw 
 	jw_obj_end(w);
 }
 
+static void cmd_logs(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
+{
+	const char *t = json_get_str(rq->p, rq->root, "target");
+	int ai, ni = json_get(rq->p, rq->root, "n"), fi = json_get(rq->p, rq->root, "from");
+	long long n = 100, from = -1;
+	if (!st->cfg) {
+		reply_error(w, "no configuration loaded (%s)", st->degraded);
+		return;
+	}
+	if (!t || (ai = cfg_find_agent(st->cfg, t)) < 0) {
+		reply_error(w, t ? "no agent named \"%.64s\"" : "missing \"target\" (an agent name)%s",
+			    t ? t : "");
+		return;
+	}
+	if (ni >= 0 && rq->p->pool[ni].kind == JV_NUM)
+		n = (long long)rq->p->pool[ni].num;
+	if (fi >= 0 && rq->p->pool[fi].kind == JV_NUM)
+		from = (long long)rq->p->pool[fi].num;
+	logcap_put_json(st, ai, n, from, w);
+}
+
 static void begin_final(struct ai_state *st, enum ai_final f, struct jw *w)
 {
 	if (st->phase == PHASE_RUN) {
@@ -189,6 +211,7 @@ static const struct {
 	{"start", true, cmd_start},	 {"stop", true, cmd_stop},
 	{"restart", true, cmd_restart},	 {"poweroff", true, cmd_poweroff},
 	{"reboot", true, cmd_reboot},	 {"health", false, cmd_health},
+	{"logs", false, cmd_logs},
 };
 
 size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len, bool admin, char *out,
@@ -448,19 +471,27 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return ai_fail(e, "ctl", "socket", errno, "%s", path);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return ai_fail(e, "ctl", "unlink", errno, "stale socket %s", path);
+	/* Bind and listen under a temporary name, then rename: whoever sees
+	 * the socket at its path can connect (no ECONNREFUSED window). */
+	char tmp[sizeof sa.sun_path];
+	if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
+		return ai_fail(e, "ctl", NULL, ENAMETOOLONG, "socket path %s", path);
+	memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return ai_fail(e, "ctl", "unlink", errno, "stale socket %s", tmp);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-		return ai_fail(e, "ctl", "bind", errno, "%s", path);
-	if (s->admin_gid != (gid_t)-1 && chown(path, 0, s->admin_gid) < 0)
+		return ai_fail(e, "ctl", "bind", errno, "%s", tmp);
+	if (s->admin_gid != (gid_t)-1 && chown(tmp, 0, s->admin_gid) < 0)
 		log_warn("ctl", path, "chown: %s", strerror(errno));
 	/* Anyone who can connect may read: 0666 would widen that to every local
 	 * user; 0660 keeps it to root and the admin group, as DESIGN §8 says.
 	 * Without an admin group the socket is for root only. */
-	if (chmod(path, 0660) < 0)
-		return ai_fail(e, "ctl", "chmod", errno, "%s", path);
+	if (chmod(tmp, 0660) < 0)
+		return ai_fail(e, "ctl", "chmod", errno, "%s", tmp);
 	if (listen(fd, 64) < 0)
-		return ai_fail(e, "ctl", "listen", errno, "%s", path);
+		return ai_fail(e, "ctl", "listen", errno, "%s", tmp);
+	if (rename(tmp, path) < 0)
+		return ai_fail(e, "ctl", "rename", errno, "%s to %s", tmp, path);
 	if (loop_add(&st->loop, &s->lsrc, fd, EPOLLIN, on_accept, s, e) < 0)
 		return -EIO;
 	s->lfd = ai_take_fd(&fd);

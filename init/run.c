@@ -18,6 +18,7 @@
 #include "boot.h"
 #include "check.h"
 #include "log.h"
+#include "logcap.h"
 #include "probe.h"
 #include "state.h"
 #include "util.h"
@@ -234,6 +235,8 @@ static void start_supervision(struct ai_state *st)
 		st->cfg = NULL;
 		return;
 	}
+	if (logcap_init(st, &e) < 0)
+		log_error(&e); /* without capture agents write to ainit's stdout */
 	if (probe_init(st, &e) < 0)
 		log_error(&e); /* agents still run; their checks report the failure */
 	log_info("run", NULL, "supervising %d agents in %d groups", st->cfg->nagents,
@@ -320,6 +323,7 @@ int cmd_run(int argc, char **argv)
 out:
 	ctl_close(st);
 	probe_fini(st);
+	logcap_fini(st);
 	sup_fini(st);
 	cfg_free(st->cfg);
 	loop_fini(&st->loop);

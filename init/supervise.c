@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logcap.h"
 #include "probe.h"
 #include "spawn.h"
 #include "state.h"
@@ -172,6 +173,8 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 	};
 	if (st->pid1) /* PID 1's stdout is the console: agents share it */
 		req.out_fd = req.err_fd = 1;
+	/* captured: ring buffer, files, `ainit ctl logs` */
+	logcap_fds(st, a->idx, &req.out_fd, &req.err_fd);
 	if (!deps_ready(st, a)) {
 		set_state(st, a, SUP_WAITING);
 		return;
