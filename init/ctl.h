@@ -8,8 +8,9 @@
  * never harm the supervisor. Client slots and buffers are sized at start;
  * nothing is allocated per request.
  *
- * Version history: 1 = status, start, stop, restart, poweroff, reboot, ping,
- * logs (with follow: further {"log": LINE} objects until the client leaves).
+ * Version history: 1 = status, start, stop, restart, poweroff, reboot, ping;
+ *   then, additively (old clients unaffected): health, logs (with follow:
+ *   further {"log": LINE} objects until the client leaves).
  */
 #ifndef AINIT_CTL_H
 #define AINIT_CTL_H
