@@ -13,6 +13,8 @@
 #include "supervise.h"
 #include "vport.h"
 
+struct sbx_sup;
+
 enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
 enum ai_final { FINAL_EXIT, FINAL_POWEROFF, FINAL_REBOOT };
 
@@ -34,6 +36,7 @@ struct ai_state {
 	uint64_t orphans_reaped;
 	int console_fd;             /* PID 1: /dev/console (boot.c), else -1 */
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
+	struct sbx_sup *sbx;        /* non-NULL: groups run in their sandbox (sandbox.h) */
 };
 
 #endif
