@@ -13,6 +13,7 @@
 #include "supervise.h"
 #include "vport.h"
 
+struct probe_tab;
 struct sbx_sup;
 
 enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
@@ -34,6 +35,7 @@ struct ai_state {
 	char degraded[256];         /* why there is no config; "" when fine */
 	uint64_t started_ms;
 	uint64_t orphans_reaped;
+	struct probe_tab *probes;   /* probe.c: health checks, remote dependencies */
 	int console_fd;             /* PID 1: /dev/console (boot.c), else -1 */
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
 	struct sbx_sup *sbx;        /* non-NULL: groups run in their sandbox (sandbox.h) */

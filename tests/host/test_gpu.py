@@ -381,7 +381,7 @@ def test_probe_serves_legacy_health(fake_libcuda):
     zmq = pytest.importorskip("zmq")
     port = free_port()
     env = dict(os.environ, LD_LIBRARY_PATH=str(fake_libcuda), ZMQ_BIND_IP="127.0.0.1",
-               HEALTH_CHECK_PORT=str(port))
+               HEALTH_CHECK_PORT=str(port), AINIT_AGENT="gpu-probe-test", AINIT_GROUP="gpu-infra")
     proc = subprocess.Popen([str(PROBE), "--serve"], env=env, stderr=subprocess.PIPE, text=True)
     ctx = zmq.Context()
     s = ctx.socket(zmq.REQ)
@@ -392,6 +392,9 @@ def test_probe_serves_legacy_health(fake_libcuda):
         s.send_string("health_check")
         out = json.loads(s.recv_string())
         assert out["status"] == "ok" and out["devices"][0]["name"] == "Fake GPU 12GB"
+        # libagent's members, from ainit's environment
+        assert out["agent"] == "gpu-probe-test" and out["group"] == "gpu-infra"
+        assert out["pid"] == proc.pid and out["uptime_s"] >= 0
         s.send_string(json.dumps({"action": "health_check"}))
         assert json.loads(s.recv_string())["status"] == "ok"
         s.send_string("bogus")
