@@ -66,6 +66,31 @@ def test_demo_orphans_reaped_by_pid1(demo):
     assert doc["pid1"] is True, doc
 
 
+def test_demo_many_clients_each_get_their_own_answer(demo):
+    # 200 clients one after another, alternating two kinds of request: each
+    # must get an answer, and the answer to its own request (never one left
+    # over for an earlier client: the virtio-serial channel has no notion of
+    # connections).
+    import json
+    import socket
+    t0 = time.monotonic()
+    for i in range(200):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(demo.sock)
+        cmd = "status" if i % 2 else "ping"
+        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            d = s.recv(65536)
+            assert d, f"request {i} ({cmd}): connection closed without an answer"
+            buf += d
+        s.close()
+        doc = json.loads(buf)
+        assert ("agents" in doc) == (cmd == "status"), f"request {i} ({cmd}) got {doc}"
+    print(f"200 ctl round trips in {time.monotonic() - t0:.2f} s")
+
+
 def test_demo_status_table(demo):
     r = demo.ctl("status")
     assert r.returncode == 0, r.stderr
