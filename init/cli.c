@@ -23,6 +23,7 @@ static void usage(FILE *f)
 		   "  start|stop|restart AGENT|GROUP\n"
 		   "  poweroff | reboot   orderly stop of everything (PID 1: then power off/reboot;\n"
 		   "                      `ainit run`: then exit)\n"
+		   "  health AGENT        last health checks: result, output, latency, schedule\n"
 		   "  ping\n"
 		   "socket: --socket, $AINIT_SOCKET, or " CLI_DEFAULT_SOCKET "\n");
 }
@@ -118,14 +119,73 @@ static const char *str(const struct jparse *p, int obj, const char *k)
 	return s ? s : "";
 }
 
+static void print_probe_stat(const struct jparse *p, int o, const char *indent)
+{
+	int lo = json_get(p, o, "last_ok");
+	printf("%schecks %lld, failures %lld, failing now %lld in a row\n", indent,
+	       num(p, o, "checks"), num(p, o, "failures"), num(p, o, "failing_streak"));
+	if (lo >= 0) {
+		char ago[32];
+		ai_fmt_duration(ago, sizeof ago, (uint64_t)num(p, o, "last_ago_ms"));
+		printf("%slast: %s %s ago, %.3f ms (average %.3f ms): %s\n", indent,
+		       flag(p, o, "last_ok") ? "pass" : "FAIL", ago, num(p, o, "last_latency_us") / 1000.0,
+		       num(p, o, "avg_latency_us") / 1000.0, str(p, o, "last"));
+	} else if (json_get_str(p, o, "last"))
+		printf("%s%s\n", indent, str(p, o, "last"));
+}
+
+static void print_health(const struct jparse *p, int root)
+{
+	int pr = json_get(p, root, "probe"), rem;
+	const char *kind = str(p, pr, "kind");
+	printf("%s: %s, health %s\n", str(p, root, "name"), str(p, root, "state"),
+	       str(p, root, "health"));
+	if (json_get_str(p, root, "reason"))
+		printf("  reason: %s\n", str(p, root, "reason"));
+	if (!strcmp(kind, "none"))
+		printf("  check: none (healthy once running)\n");
+	else {
+		char iv[32], to[32], sp[32], si[32];
+		ai_fmt_duration(iv, sizeof iv, (uint64_t)num(p, pr, "interval_ms"));
+		ai_fmt_duration(to, sizeof to, (uint64_t)num(p, pr, "timeout_ms"));
+		ai_fmt_duration(sp, sizeof sp, (uint64_t)num(p, pr, "start_period_ms"));
+		ai_fmt_duration(si, sizeof si, (uint64_t)num(p, pr, "start_interval_ms"));
+		printf("  check: %s %s; every %s, timeout %s, %lld retries, start period %s "
+		       "(probing up to every %s while starting)\n",
+		       kind, str(p, pr, "target"), iv, to, num(p, pr, "retries"), sp, si);
+		if (!strcmp(kind, "notify")) {
+			char wd[32];
+			ai_fmt_duration(wd, sizeof wd, (uint64_t)num(p, pr, "watchdog_ms"));
+			printf("  notify: %s, watchdog %s, STATUS=%s\n",
+			       flag(p, pr, "ready") ? "READY=1 received" : "no READY=1 yet",
+			       num(p, pr, "watchdog_ms") ? wd : "off", str(p, pr, "status_text"));
+		}
+		print_probe_stat(p, pr, "  ");
+		if (json_get(p, pr, "next_in_ms") >= 0) {
+			char nx[32];
+			ai_fmt_duration(nx, sizeof nx, (uint64_t)num(p, pr, "next_in_ms"));
+			printf("  next: %s in %s\n", flag(p, pr, "in_flight") ? "deadline" : "check", nx);
+		}
+	}
+	rem = json_get(p, pr, "remote");
+	for (int i = rem >= 0 ? p->pool[rem].first_child : -1; i >= 0; i = p->pool[i].next) {
+		printf("  remote dependency %s (%s): %s\n", str(p, i, "name"), str(p, i, "target"),
+		       flag(p, i, "healthy") ? "healthy" : "NOT healthy");
+		print_probe_stat(p, i, "    ");
+	}
+}
+
 /* Print the table when `print`; return the exit status either way. */
 static int print_status(const struct jparse *p, int root, bool print)
 {
 	int agents = json_get(p, root, "agents");
 	int rc = 0;
 	const char *deg = json_get_str(p, root, "degraded");
-	if (deg && print)
-		printf("DEGRADED: %s\n", deg);
+	if (deg) { /* no configuration runs: nothing the appliance is for works */
+		rc = 3;
+		if (print)
+			printf("DEGRADED: %s\n", deg);
+	}
 	if (print)
 		printf("%-20s %-28s %-9s %-9s %7s %8s %8s  %-11s %s\n", "GROUP", "AGENT", "STATE", "HEALTH",
 	       "PID", "UPTIME", "RESTARTS", "PORTS", "NOTE");
@@ -142,7 +202,12 @@ static int print_status(const struct jparse *p, int root, bool print)
 		else if (port)
 			snprintf(ports, sizeof ports, "%lld", port);
 		if (!strcmp(state, "waiting") && json_get_str(p, i, "waiting_for"))
-			snprintf(note, sizeof note, "waiting for %s", str(p, i, "waiting_for"));
+			snprintf(note, sizeof note, "waiting for %s%s%.200s", str(p, i, "waiting_for"),
+				 json_get_str(p, i, "waiting_reason") ? ": " : "",
+				 str(p, i, "waiting_reason"));
+		else if ((!strcmp(state, "starting") || !strcmp(state, "unhealthy")) &&
+			 json_get_str(p, i, "probe"))
+			snprintf(note, sizeof note, "last check: %.250s", str(p, i, "probe"));
 		else if (!strcmp(state, "backoff")) {
 			char d[32];
 			ai_fmt_duration(d, sizeof d, (uint64_t)num(p, i, "next_delay_ms"));
@@ -198,7 +263,8 @@ int cmd_ctl(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart")) &&
+	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart") ||
+	     !strcmp(verb, "health")) &&
 	    !target) {
 		fprintf(stderr, "ainit ctl %s: name an agent or a group\n", verb);
 		return 2;
@@ -244,6 +310,10 @@ int cmd_ctl(int argc, char **argv)
 		if (json)
 			printf("%s\n", reply);
 		return print_status(&p, root, !json);
+	}
+	if (!strcmp(verb, "health") && !json) {
+		print_health(&p, root);
+		return 0;
 	}
 	if (json)
 		printf("%s\n", reply);

@@ -16,6 +16,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "probe.h"
 #include "state.h"
 #include "util.h"
 
@@ -54,6 +55,12 @@ static void put_agent(struct ai_state *st, struct jw *w, const struct sup_agent 
 	jw_kint(w, "since_ms", (long long)(now - a->state_since_ms));
 	jw_kstr(w, "reason", a->reason_text[0] ? a->reason_text : NULL);
 	jw_kstr(w, "waiting_for", a->state == SUP_WAITING ? a->waiting_for : NULL);
+	if (a->state == SUP_WAITING && a->waiting_for)
+		jw_kstr(w, "waiting_reason", probe_remote_reason(st, a->waiting_for));
+	{
+		const struct probe_stat *ps = probe_stat_of(st, a->idx);
+		jw_kstr(w, "probe", ps && ps->have_last ? ps->last : NULL);
+	}
 	jw_kint(w, "next_delay_ms", (long long)a->next_delay_ms);
 	jw_kint(w, "port", c->port);
 	jw_kint(w, "health_port", c->health_port);
@@ -113,6 +120,33 @@ static void cmd_restart(struct ai_state *st, const struct ctl_req *rq, struct jw
 	cmd_target(st, rq, w, sup_ctl_restart);
 }
 
+static void cmd_health(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
+{
+	const char *t = json_get_str(rq->p, rq->root, "target");
+	int ai;
+	if (!st->cfg) {
+		reply_error(w, "no configuration loaded (%s)", st->degraded);
+		return;
+	}
+	if (!t) {
+		reply_error(w, "missing \"target\" (an agent name)");
+		return;
+	}
+	if ((ai = cfg_find_agent(st->cfg, t)) < 0) {
+		reply_error(w, "no agent named \"%.64s\"", t);
+		return;
+	}
+	jw_kbool(w, "ok", true);
+	jw_kstr(w, "name", t);
+	jw_kstr(w, "state", sup_state_name(st->agents[ai].state));
+	jw_kstr(w, "health", sup_health_name(st->agents[ai].health));
+	jw_kstr(w, "reason", st->agents[ai].reason_text[0] ? st->agents[ai].reason_text : NULL);
+	jw_key(w, "probe");
+	jw_obj_begin(w);
+	probe_put_json(st, ai, w);
+	jw_obj_end(w);
+}
+
 static void begin_final(struct ai_state *st, enum ai_final f, struct jw *w)
 {
 	if (st->phase == PHASE_RUN) {
@@ -154,7 +188,7 @@ static const struct {
 	{"status", false, cmd_status},	 {"ping", false, cmd_ping},
 	{"start", true, cmd_start},	 {"stop", true, cmd_stop},
 	{"restart", true, cmd_restart},	 {"poweroff", true, cmd_poweroff},
-	{"reboot", true, cmd_reboot},
+	{"reboot", true, cmd_reboot},	 {"health", false, cmd_health},
 };
 
 size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len, bool admin, char *out,
@@ -425,7 +459,7 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 	 * Without an admin group the socket is for root only. */
 	if (chmod(path, 0660) < 0)
 		return ai_fail(e, "ctl", "chmod", errno, "%s", path);
-	if (listen(fd, 16) < 0)
+	if (listen(fd, 64) < 0)
 		return ai_fail(e, "ctl", "listen", errno, "%s", path);
 	if (loop_add(&st->loop, &s->lsrc, fd, EPOLLIN, on_accept, s, e) < 0)
 		return -EIO;

@@ -8,7 +8,8 @@
  * never harm the supervisor. Client slots and buffers are sized at start;
  * nothing is allocated per request.
  *
- * Version history: 1 = status, start, stop, restart, poweroff, reboot, ping.
+ * Version history: 1 = status, start, stop, restart, poweroff, reboot, ping;
+ *   then, additively (old clients unaffected): health, logs.
  */
 #ifndef AINIT_CTL_H
 #define AINIT_CTL_H

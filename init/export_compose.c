@@ -6,6 +6,7 @@
  * container, and per-agent depends_on/healthcheck is what compose can wait
  * on (docs/config.md, "Exporting"). */
 #include "export_compose.h"
+#include "oci.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -336,8 +337,11 @@ int cmd_export(int argc, char **argv)
 	struct ai_config *c;
 	FILE *f = stdout;
 	int rc = 0;
+	if (argc > 1 && !strcmp(argv[1], "oci"))
+		return cmd_export_oci(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "compose")) {
-		fprintf(stderr, "usage: ainit export compose CONFIG [-o OUT]\n");
+		fprintf(stderr, "usage: ainit export compose CONFIG [-o OUT]\n"
+				"       ainit export oci CONFIG GROUP -o DIR [--root DIR]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {

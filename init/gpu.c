@@ -285,12 +285,17 @@ static void scan_libs(const struct gpu_paths *p, struct gpu_host *h)
 			snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
 			if (stat(full, &st) < 0 || !S_ISREG(st.st_mode)) /* dangling link, dir */
 				continue;
-			int n = snprintf(h->libs[h->nlibs], GPU_PATH, "%s/%s", lib_dirs[i], de->d_name);
-			if (n < 0 || n >= GPU_PATH)
-				continue;
-			h->nlibs++;
 			h->have_libcuda |= !strncmp(de->d_name, "libcuda.so", 10);
 			h->have_libnvml |= !strncmp(de->d_name, "libnvidia-ml.so", 15);
+			/* Only the files themselves: the soname links beside them
+			 * (libcuda.so.1 -> libcuda.so.580.65.06) are on the root and
+			 * resolve into the bound files; a mount cannot sit on a link. */
+			if (lstat(full, &st) < 0 || !S_ISREG(st.st_mode))
+				continue;
+			size_t n = strlen(full);
+			if (n >= GPU_PATH)
+				continue;
+			memcpy(h->libs[h->nlibs++], full, n + 1);
 		}
 		closedir(d);
 	}
@@ -704,7 +709,7 @@ static const char *mode_name(int m)
 	}
 }
 
-static void print_plan(FILE *f, const struct gpu_plan *p, const char *root)
+static void print_plan(FILE *f, const struct gpu_plan *p)
 {
 	fprintf(f, "\"gpus\":[");
 	for (int i = 0; i < p->ngpus; i++)
@@ -722,10 +727,8 @@ static void print_plan(FILE *f, const struct gpu_plan *p, const char *root)
 			p->nodes[i].minor);
 	fprintf(f, "],\"libs\":[");
 	for (int i = 0; i < p->nlibs; i++) {
-		char src[GPU_PATH * 2];
-		snprintf(src, sizeof src, "%s%s", root, p->libs[i]);
 		fprintf(f, "%s{\"source\":", i ? "," : "");
-		jstr(f, src);
+		jstr(f, p->libs[i]);
 		fprintf(f, ",\"target\":");
 		jstr(f, p->libs[i]);
 		fprintf(f, ",\"ro\":true}");
@@ -738,7 +741,7 @@ static void print_plan(FILE *f, const struct gpu_plan *p, const char *root)
 	fprintf(f, "}");
 }
 
-static int cmd_gpu_plan(int argc, char **argv, const struct gpu_paths *paths, const struct gpu_host *h)
+static int cmd_gpu_plan(int argc, char **argv, const struct gpu_host *h)
 {
 	struct diag_list d = {0};
 	const char *files[] = {argv[0]};
@@ -781,7 +784,7 @@ static int cmd_gpu_plan(int argc, char **argv, const struct gpu_paths *paths, co
 			continue;
 		}
 		printf("\"ok\":true,");
-		print_plan(stdout, p, paths->root);
+		print_plan(stdout, p);
 		printf("}");
 	}
 	printf("}}\n");
@@ -855,7 +858,7 @@ int cmd_gpu(int argc, char **argv)
 		printf("\n");
 		rc = 0;
 	} else {
-		rc = cmd_gpu_plan(argc - 2, argv + 2, &paths, h);
+		rc = cmd_gpu_plan(argc - 2, argv + 2, h);
 	}
 	free(h);
 	return rc;

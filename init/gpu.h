@@ -54,7 +54,7 @@ struct gpu_host {
 	int ngpus;
 	bool ctl_ok, uvm_ok, uvm_tools_ok, modeset_ok; /* nodes present and right */
 	char dev[GPU_PATH]; /* the host's device directory the nodes are in */
-	char libs[GPU_MAX_LIBS][GPU_PATH]; /* driver libraries found (full paths) */
+	char libs[GPU_MAX_LIBS][GPU_PATH]; /* driver libraries: the files, full host paths */
 	int nlibs;
 	bool have_libcuda, have_libnvml;
 };
@@ -78,7 +78,7 @@ struct gpu_plan {
 	struct gpu_node nodes[GPU_MAX_NODES]; /* exactly what /dev and the BPF program allow */
 	int nnodes;
 	char dev[GPU_PATH];        /* host device directory: source of the nodes */
-	char libs[GPU_MAX_LIBS][GPU_PATH]; /* bind read-only at the same path */
+	char libs[GPU_MAX_LIBS][GPU_PATH]; /* bind read-only onto the same path in the group */
 	int nlibs;
 	struct gpu_env env[3];     /* CUDA_/NVIDIA_VISIBLE_DEVICES, NVIDIA_DRIVER_CAPABILITIES */
 	int nenv;

@@ -443,17 +443,17 @@ static void emit_agent(struct imp *m, int ai)
 				 "comment", a->name, a->deps[k].name);
 		}
 	}
-	const struct ct_node *cfg = ct_get(a->node, "config");
-	if (cfg)
-		unmapped(m, ct_get(a->node, "config")->pos,
-			 "config of %s (agent-specific settings) has no schema-v1 key: not imported",
-			 a->name);
 	static const char *const dropped[] = {"module", "class", "startup_priority", "description",
 					      "priority", "command_args"};
-	for (size_t j = 0; j < AI_ARRAY_SIZE(dropped); j++) {
-		const struct ct_node *x = ct_get(a->node, dropped[j]);
-		if (x)
-			unmapped(m, x->pos, "%s of %s: not imported", dropped[j], a->name);
+	for (size_t i = 0; a->node->kind == CT_MAP && i < a->node->n; i++) {
+		const struct ct_node *k = ct_key(a->node, i);
+		if (!strcmp(k->value, "config"))
+			unmapped(m, k->pos,
+				 "config of %s (agent-specific settings) has no schema-v1 key: not "
+				 "imported", a->name);
+		for (size_t j = 0; j < AI_ARRAY_SIZE(dropped); j++)
+			if (!strcmp(k->value, dropped[j]))
+				unmapped(m, k->pos, "%s of %s: not imported", dropped[j], a->name);
 	}
 }
 

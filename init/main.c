@@ -19,6 +19,7 @@ static void usage(FILE *f)
 		   "  check FILE...                          validate configs\n"
 		   "  import legacy STARTUP [GROUPING...] [-o OUT]  convert legacy YAML\n"
 		   "  export compose CONFIG [-o OUT]         docker-compose for laptops\n"
+		   "  export oci CONFIG GROUP -o DIR         OCI bundle (runc backend)\n"
 		   "  ctl [--socket PATH] CMD [ARGS]         talk to a running ainit\n"
 		   "  gpu [--json]                           the GPUs this host offers groups\n"
 		   "  sandbox [--config FILE] GROUP -- CMD   run CMD in GROUP's sandbox\n"

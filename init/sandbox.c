@@ -23,6 +23,7 @@
 #include "caps.h"
 #include "cgroup.h"
 #include "config.h"
+#include "gpu.h"
 #include "netns.h"
 #include "seccomp.h"
 #include "util.h"
@@ -173,7 +174,7 @@ int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid
 }
 
 /* Read ROOT/REL whole into a malloc'd string ("" when missing). */
-static char *read_root_file(const char *root, const char *rel)
+char *sbx_read_root_file(const char *root, const char *rel)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s%s", strcmp(root, "/") ? root : "", rel);
@@ -283,7 +284,7 @@ static int build_dev(const struct sbx_group *s, const struct cfg_group *g,
 		if (mknod(p, S_IFCHR | 0666, makedev(dev_minimal[i].maj, dev_minimal[i].min)) < 0)
 			return ai_fail(e, "sandbox", "mknod", errno, "group %s: /%s", s->name, p);
 	}
-	if (mkdir("dev/pts", 0755) < 0 || mkdir("dev/shm", 01777) < 0 || mkdir("dev/mqueue", 0755) < 0)
+	if (mkdir("dev/pts", 0755) < 0 || mkdir("dev/shm", 01777) < 0)
 		return ai_fail(e, "sandbox", "mkdir", errno, "group %s: /dev/pts, /dev/shm", s->name);
 	if (chmod("dev/shm", 01777) < 0)
 		return ai_fail(e, "sandbox", "chmod", errno, "group %s: /dev/shm", s->name);
@@ -408,6 +409,10 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 		if ((r = bind_into(sp, tgt, m->ro, s->name, e)) < 0)
 			return r;
 	}
+	/* gpu: the driver's libraries, read-only on their own path (gpu.c) */
+	for (int i = 0; s->gpu && i < s->gpu->nlibs; i++)
+		if ((r = bind_into(s->gpu->libs[i], s->gpu->libs[i] + 1, true, s->name, e)) < 0)
+			return r;
 
 	/* pivot_root(".", "."): the old root lands on top of the new one and
 	 * is detached at once; nothing of the host stays reachable. */
@@ -438,6 +443,7 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		ai_fail(&e, "sandbox", "prctl(PDEATHSIG)", errno, "group %s", s->name);
 		child_fail(wfd, &e, 125);
 	}
+	prctl(PR_SET_NAME, "ainit-holder", 0, 0, 0); /* what `ps` shows inside */
 	umask(0);
 	if (build_root(s, o, &e) < 0)
 		child_fail(wfd, &e, 125);
@@ -491,9 +497,8 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		const struct sbx_opts *o, struct ai_err *e)
 {
 	const struct cfg_group *g = &cfg->groups[gi];
-	struct scf_policy pol = {0};
 	struct netns_addr na = {0};
-	int r, unconf = 0;
+	int r;
 	int st[2] = {-1, -1}, go[2] = {-1, -1};
 	pid_t pid = -1;
 	int pidfd = -1;
@@ -512,19 +517,10 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		err_prefix(e, g->name, NULL);
 		return r;
 	}
-	if ((r = scf_load(&pol, g->seccomp, o->seccomp_dirs, &unconf, e)) < 0) {
+	if ((r = scf_prog(g->seccomp, o->seccomp_dirs, &s->seccomp, &s->seccomp_owned,
+			  &s->unconfined, e)) < 0) {
 		err_prefix(e, g->name, NULL);
-		scf_policy_free(&pol);
 		return r;
-	}
-	s->unconfined = unconf;
-	if (!unconf) {
-		r = scf_compile(&pol, &s->seccomp, e);
-		scf_policy_free(&pol);
-		if (r < 0) {
-			err_prefix(e, g->name, NULL);
-			return r;
-		}
 	}
 	if (g->network == NET_BRIDGE) {
 		if (!cfg->app.bridge_name || !cfg->app.bridge_subnet) {
@@ -541,6 +537,23 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		}
 	}
 
+	/* gpu: the plan's nodes join the group's devices (its /dev and the
+	 * device program), its environment goes to every agent (gpu.c). */
+	const char *devs[64 + GPU_MAX_NODES + 1];
+	struct sbx_opts og;
+	if ((r = gpu_plan_group(g, &s->gpu, e)) < 0)
+		goto fail;
+	if (s->gpu) {
+		int k = 0;
+		for (int i = 0; o->extra_devices && o->extra_devices[i] && k < 64; i++)
+			devs[k++] = o->extra_devices[i];
+		for (int i = 0; i < s->gpu->nnodes; i++)
+			devs[k++] = s->gpu->nodes[i].source;
+		devs[k] = NULL;
+		og = *o;
+		og.extra_devices = devs;
+		o = &og;
+	}
 	s->own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	if (s->own_pidns < 0) {
 		r = ai_fail(e, "sandbox", "open /proc/self/ns/pid", errno, "group %s", g->name);
@@ -694,7 +707,8 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 	int n = 0;
 	while (x->envp && x->envp[n])
 		n++;
-	char **env = calloc((size_t)n + 5, sizeof *env);
+	int ngpu = s->gpu ? s->gpu->nenv : 0;
+	char **env = calloc((size_t)(n + ngpu) + 5, sizeof *env);
 	if (!env) {
 		ai_fail(&e, "sandbox", "calloc", ENOMEM, "group %s: agent %s: environment", s->name, agent);
 		child_fail(wfd, &e, 127);
@@ -704,6 +718,18 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 		env[i] = x->envp[i];
 		has_path |= !strncmp(env[i], "PATH=", 5);
 		has_home |= !strncmp(env[i], "HOME=", 5);
+	}
+	char gb[3][192];
+	for (int i = 0, n0 = n; i < ngpu && i < 3; i++) { /* gpu: unless the agent sets its own */
+		const struct gpu_env *ge = &s->gpu->env[i];
+		size_t kl = strlen(ge->key);
+		bool set = false;
+		for (int j = 0; j < n0 && !set; j++)
+			set = !strncmp(x->envp[j], ge->key, kl) && x->envp[j][kl] == '=';
+		if (!set) {
+			snprintf(gb[i], sizeof gb[i], "%s=%s", ge->key, ge->value);
+			env[n++] = gb[i];
+		}
 	}
 	char hb[PATH_MAX + 8];
 	if (!has_path)
@@ -744,8 +770,8 @@ int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 		return ai_fail(e, "sandbox", "spawn", ESRCH, "group %s: agent %s: sandbox not prepared",
 			       s->name, agent);
 	if (x->user && strcmp(x->user, "root")) {
-		AI_AUTOFREE char *pw = read_root_file(s->root, "/etc/passwd");
-		AI_AUTOFREE char *gr = read_root_file(s->root, "/etc/group");
+		AI_AUTOFREE char *pw = sbx_read_root_file(s->root, "/etc/passwd");
+		AI_AUTOFREE char *gr = sbx_read_root_file(s->root, "/etc/group");
 		if (!pw || !gr)
 			return ai_fail(e, "sandbox", "read /etc/passwd", ENOMEM, "group %s", s->name);
 		int r = sbx_lookup_user(pw, gr, x->user, &uid, &gid, groups, &ngroups, home, sizeof home);
@@ -776,7 +802,7 @@ int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 	}
 	pid_t pid = clone3_raw(&ca);
 	int cerr = errno;
-	if (setns(s->own_pidns, CLONE_NEWPID) < 0 && pid != 0) {
+	if (pid != 0 && setns(s->own_pidns, CLONE_NEWPID) < 0) {
 		/* Cannot happen for our own namespace; if it did, every later
 		 * child would land in this group: say so loudly. */
 		int err = errno;
@@ -857,6 +883,10 @@ void sbx_teardown(struct sbx_group *s)
 	if (s->own_pidns >= 0)
 		close(s->own_pidns);
 	s->own_pidns = -1;
-	free(s->seccomp.filter);
+	if (s->seccomp_owned)
+		free(s->seccomp.filter);
 	s->seccomp.filter = NULL;
+	s->seccomp_owned = 0;
+	free(s->gpu);
+	s->gpu = NULL;
 }

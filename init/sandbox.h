@@ -38,6 +38,7 @@
 
 struct ai_config;
 struct cg_base;
+struct gpu_plan;
 
 struct sbx_opts {
 	const char *root;         /* the group root: the appliance root; NULL = "/" */
@@ -60,10 +61,12 @@ struct sbx_group {
 	struct cg_base *cg;
 	int own_pidns;            /* the supervisor's pid namespace */
 	int nsflags;              /* namespaces an agent joins besides pid */
-	bool unconfined;          /* seccomp: unconfined */
+	int unconfined;           /* seccomp: unconfined */
 	struct sock_fprog seccomp;
+	int seccomp_owned;        /* seccomp.filter is ours to free */
 	uint64_t caps;
 	char veth[16];
+	struct gpu_plan *gpu;     /* gpu: nodes, libraries, environment; NULL = none */
 };
 
 struct sbx_exec {
@@ -102,6 +105,9 @@ void sbx_teardown(struct sbx_group *s);
  * up to *ngroups supplementary groups, home. Unit-tested. */
 int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid_t *uid,
 		    gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen);
+
+/* ROOT/REL whole, malloc'd ("" when missing; NULL on ENOMEM). */
+char *sbx_read_root_file(const char *root, const char *rel);
 
 /* `ainit sandbox --config FILE GROUP -- CMD [ARGS...]` */
 int cmd_sandbox(int argc, char **argv);

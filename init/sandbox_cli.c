@@ -7,18 +7,22 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "config.h"
 #include "log.h"
+#include "oci.h"
 
 static int usage(void)
 {
@@ -58,6 +62,62 @@ static int wait_child(const struct sbx_proc *p, const sigset_t *fwd)
 	if (si.si_code == CLD_EXITED)
 		return si.si_status;
 	return 128 + si.si_status;
+}
+
+/* runtime: runc: the same config as an OCI bundle, run by `runc run` in the
+ * foreground (runc passes stdio and the exit status through). */
+static int run_runc(const struct ai_config *c, int gi, const struct oci_opts *o)
+{
+	char dir[] = "/tmp/ainit-oci.XXXXXX", id[64], path[PATH_MAX];
+	struct ai_err e = {0};
+	int rc = 125;
+	if (!mkdtemp(dir)) {
+		log_err("sandbox", c->groups[gi].name, "mkdtemp: %s", strerror(errno));
+		return 125;
+	}
+	snprintf(path, sizeof path, "%s/bundle", dir);
+	if (oci_export(c, gi, o, path, &e) < 0) {
+		log_error(&e);
+		goto out;
+	}
+	snprintf(id, sizeof id, "ainit-%s-%d", c->groups[gi].name, (int)getpid());
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_err("sandbox", c->groups[gi].name, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		if (!o->root || !strcmp(o->root, "/")) {
+			/* rootfs = the appliance root, bound in a mount namespace
+			 * of our own so the host never sees the bind. */
+			char rfs[PATH_MAX + 16];
+			snprintf(rfs, sizeof rfs, "%s/rootfs", path);
+			if (unshare(CLONE_NEWNS) < 0 ||
+			    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+			    mount("/", rfs, NULL, MS_BIND, NULL) < 0) {
+				fprintf(stderr, "ainit: sandbox: group %s: bind / on %s: %s\n",
+					c->groups[gi].name, rfs, strerror(errno));
+				_exit(125);
+			}
+		}
+		execlp("runc", "runc", "run", "--bundle", path, id, (char *)NULL);
+		fprintf(stderr, "ainit: sandbox: group %s: exec runc: %s\n", c->groups[gi].name,
+			strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+out:
+	snprintf(path, sizeof path, "%s/bundle/config.json", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/bundle/rootfs", dir);
+	rmdir(path);
+	snprintf(path, sizeof path, "%s/bundle", dir);
+	rmdir(path);
+	rmdir(dir);
+	return rc;
 }
 
 int cmd_sandbox(int argc, char **argv)
@@ -119,6 +179,14 @@ int cmd_sandbox(int argc, char **argv)
 	snprintf(sdir, sizeof sdir, "%.*s/seccomp", slash ? (int)(slash - config) : 1,
 		 slash ? config : ".");
 	const char *dirs[] = {sdir, "/etc/ainit/seccomp", NULL};
+
+	if (g->runtime == RT_RUNC) {
+		struct oci_opts oo = {.root = root, .state_dir = state, .seccomp_dirs = dirs,
+				      .argv = cmd, .user = user};
+		int r = run_runc(c, gi, &oo);
+		cfg_free(c);
+		return r;
+	}
 
 	struct ai_err e = {0};
 	struct cg_base cg;

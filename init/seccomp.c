@@ -419,6 +419,64 @@ int scf_compile(const struct scf_policy *p, struct sock_fprog *prog, struct ai_e
 	return 0;
 }
 
+const char *scf_syscall_name(int nr, char *buf, size_t n)
+{
+	char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+	if (!s)
+		return NULL;
+	snprintf(buf, n, "%s", s);
+	free(s);
+	return buf;
+}
+
+const char *scf_action_oci(uint32_t action, int *errno_ret)
+{
+	*errno_ret = -1;
+	if (action == SCMP_ACT_ALLOW)
+		return "SCMP_ACT_ALLOW";
+	if (action == SCMP_ACT_KILL_PROCESS)
+		return "SCMP_ACT_KILL_PROCESS";
+	if (action == SCMP_ACT_LOG)
+		return "SCMP_ACT_LOG";
+	if (action == SCMP_ACT_TRAP)
+		return "SCMP_ACT_TRAP";
+	if ((action & 0xffff0000u) == SCMP_ACT_ERRNO(0)) {
+		*errno_ret = (int)(action & 0xffffu);
+		return "SCMP_ACT_ERRNO";
+	}
+	return "SCMP_ACT_KILL_PROCESS";
+}
+
+/* Linked in from build/gen/scf_default.c by ainit's link; absent (NULL)
+ * in unit tests, which then compile at run time. */
+extern const unsigned short scf_default_bpf_len __attribute__((weak));
+extern const struct sock_filter scf_default_bpf[] __attribute__((weak));
+
+int scf_prog(const char *name, const char *const *dirs, struct sock_fprog *prog, int *owned,
+	     int *unconfined, struct ai_err *e)
+{
+	struct scf_policy p = {0};
+	int r;
+	*owned = 0;
+	prog->filter = NULL;
+	prog->len = 0;
+	if (!strcmp(name, "default") && &scf_default_bpf_len && scf_default_bpf) {
+		*unconfined = 0;
+		prog->filter = (struct sock_filter *)scf_default_bpf;
+		prog->len = scf_default_bpf_len;
+		return 0;
+	}
+	if ((r = scf_load(&p, name, dirs, unconfined, e)) < 0 || *unconfined) {
+		scf_policy_free(&p);
+		return r;
+	}
+	r = scf_compile(&p, prog, e);
+	scf_policy_free(&p);
+	if (r == 0)
+		*owned = 1;
+	return r;
+}
+
 int scf_apply(const struct sock_fprog *prog, struct ai_err *e)
 {
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)

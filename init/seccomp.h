@@ -22,6 +22,7 @@
 #define AINIT_SECCOMP_H
 
 #include <linux/filter.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -63,6 +64,18 @@ const char *scf_default_text(void);
  * (NULL-terminated). Parses it into *p. */
 int scf_load(struct scf_policy *p, const char *name, const char *const *dirs,
 	     int *unconfined, struct ai_err *e);
+
+/* The program for profile NAME, ready for scf_apply(): for "default" the
+ * one compiled at build time (init/gen/scf_gen.c) when linked in, else
+ * scf_load() + scf_compile(). *owned: the caller frees prog->filter.
+ * *unconfined: no filter at all. */
+int scf_prog(const char *name, const char *const *dirs, struct sock_fprog *prog, int *owned,
+	     int *unconfined, struct ai_err *e);
+
+/* For the OCI bundle: a rule's syscall name (NULL when not on this
+ * architecture) and an action's OCI name ("SCMP_ACT_ERRNO", *errno_ret). */
+const char *scf_syscall_name(int nr, char *buf, size_t n);
+const char *scf_action_oci(uint32_t action, int *errno_ret);
 
 /* Compile to a BPF program (malloc'd filter in *prog). */
 int scf_compile(const struct scf_policy *p, struct sock_fprog *prog, struct ai_err *e);

@@ -3,3 +3,13 @@
 SCF_CFLAGS = $(filter-out -Iinit,$(CFLAGS)) -iquote init
 $(BUILD)/obj/seccomp.o: CFLAGS := $(SCF_CFLAGS)
 $(BUILD)/san/obj/seccomp.o: CFLAGS := $(SCF_CFLAGS)
+
+# The default seccomp profile, compiled to BPF at build time (init/gen/).
+$(BUILD)/gen/scf_gen: init/gen/scf_gen.c $(BUILD)/obj/seccomp.o $(BUILD)/obj/err.o $(BUILD)/obj/util.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/gen/scf_default.c: $(BUILD)/gen/scf_gen
+	$< > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen_scf_default.o: $(BUILD)/gen/scf_default.c
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/ainit $(BUILD)/san/ainit: $(BUILD)/obj/gen_scf_default.o

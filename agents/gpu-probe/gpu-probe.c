@@ -14,7 +14,9 @@
  * (cudart 13 needs driver >= 580) the same probe runs on the driver API
  * (libcuda.so.1, dlopened), and the JSON says "api":"driver". libzmq is
  * dlopened only by --serve, so the one-shot probe needs nothing beyond libc
- * and the driver.
+ * and the driver. (Not agents/libagent: it links libzmq, which the one-shot
+ * probe must not need, and its reply has no room for a per-GPU report; the
+ * health reply here carries libagent's members: agent, group, uptime_s, pid.)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -369,13 +371,36 @@ static bool probe_body(struct buf *b, char *reason, size_t rn)
 
 /* One probe as a JSON object into b; status first, for readers that stop
  * early (and for the legacy health check, which looks at it). */
-static bool probe(struct buf *b, char *reason, size_t rn)
+static bool probe(struct buf *b, char *reason, size_t rn, const char *ident)
 {
 	static struct buf body;
 	bool ok = probe_body(&body, reason, rn);
 	b->n = 0;
-	bput(b, "{\"status\":\"%s\",%s", ok ? "ok" : "error", body.s);
+	bput(b, "{\"status\":\"%s\",%s%s", ok ? "ok" : "error", ident ? ident : "", body.s);
 	return ok;
+}
+
+/* The members libagent's health reply carries (agents/libagent), so a
+ * health check sees the same shape from every C agent. */
+static void ident(char *out, size_t n, double t0)
+{
+	static struct buf b;
+	char name[100] = "gpu-probe", group[100] = "";
+	const char *en = getenv("AINIT_AGENT"), *eg = getenv("AINIT_GROUP");
+	if (en && *en)
+		snprintf(name, sizeof name, "%s", en);
+	if (eg)
+		snprintf(group, sizeof group, "%s", eg);
+	b.n = 0;
+	bput(&b, "\"agent\":");
+	bstr(&b, name); /* at most 6 bytes per char escaped: fits n = 2 x 600 + 64 */
+	bput(&b, ",\"group\":");
+	bstr(&b, group);
+	bput(&b, ",\"uptime_s\":%llu,\"pid\":%d,", (unsigned long long)((now_ms() - t0) / 1000),
+	     (int)getpid());
+	size_t l = b.n < n - 1 ? b.n : n - 1;
+	memcpy(out, b.s, l);
+	out[l] = '\0';
 }
 
 /* ---- --serve: the legacy ZMQ health protocol, libzmq loaded on demand ---- */
@@ -447,7 +472,10 @@ static int serve(const char *port)
 		return 1;
 	}
 	z.setsockopt(s, 17 /* ZMQ_LINGER */, &linger, sizeof linger);
-	bool ok = probe(b, reason, sizeof reason);
+	char id[1400];
+	double t0 = now_ms();
+	ident(id, sizeof id, t0);
+	bool ok = probe(b, reason, sizeof reason, id);
 	fprintf(stderr, "gpu-probe: serving health on %s: %s\n", ep, ok ? "GPU ok" : reason);
 	for (;;) {
 		struct zmq_pollitem_ it[2] = {{s, 0, 1 /* ZMQ_POLLIN */, 0}, {NULL, sfd, 1, 0}};
@@ -470,7 +498,8 @@ static int serve(const char *port)
 		}
 		req[n < (int)sizeof req - 1 ? n : (int)sizeof req - 1] = '\0';
 		if (strstr(req, "health_check")) {
-			probe(b, reason, sizeof reason);
+			ident(id, sizeof id, t0);
+			probe(b, reason, sizeof reason, id);
 			z.send(s, b->s, b->n, 0);
 		} else {
 			static const char bad[] = "{\"status\":\"error\",\"error\":\"unknown request\"}";
@@ -499,7 +528,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: gpu-probe [--serve [PORT]]\n");
 		return 2;
 	}
-	bool ok = probe(&b, reason, sizeof reason);
+	bool ok = probe(&b, reason, sizeof reason, NULL);
 	printf("%s\n", b.s);
 	fflush(stdout);
 	if (!ok) {

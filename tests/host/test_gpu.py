@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-AINIT = os.environ.get("AINIT", "build/ainit")
-BUILD = Path(os.environ.get("BUILD", "build"))
-PROBE = BUILD / "agents" / "gpu-probe"
 HERE = Path(__file__).resolve().parent
+AINIT = os.environ.get("AINIT") or str(HERE.parents[1] / "build" / "ainit")
+BUILD = Path(os.environ.get("BUILD") or HERE.parents[1] / "build")
+PROBE = BUILD / "agents" / "gpu-probe"
 
 UVM_MAJOR = 508
 CAPS_MAJOR = 509
@@ -47,8 +47,9 @@ Block devices:
 # Two GPUs; minors deliberately against PCI bus order (index = bus order).
 GPUS = {"0000:01:00.0": (1, "NVIDIA H100 80GB HBM3"), "0000:41:00.0": (0, "NVIDIA A100-SXM4-40GB")}
 
-LIBS = ["libcuda.so.580.65.06", "libcuda.so.1", "libnvidia-ml.so.580.65.06",
-        "libnvidia-ml.so.1", "libnvidia-ptxjitcompiler.so.580.65.06"]
+# The driver's files and, as on a real host, soname links to them.
+LIBS = ["libcuda.so.580.65.06", "libnvidia-ml.so.580.65.06", "libnvidia-ptxjitcompiler.so.580.65.06"]
+LINKS = {"libcuda.so.1": "libcuda.so.580.65.06", "libnvidia-ml.so.1": "libnvidia-ml.so.580.65.06"}
 
 
 def need_root():
@@ -96,6 +97,8 @@ def make_libs(root: Path):
     d.mkdir(parents=True, exist_ok=True)
     for name in LIBS:
         (d / name).write_text("stand-in\n")
+    for name, to in LINKS.items():
+        (d / name).symlink_to(to)
     (d / "libcudart.so.13").write_text("toolkit, not the driver\n")
 
 
@@ -126,7 +129,9 @@ CONFIG = textwrap.dedent("""\
 
 @pytest.fixture
 def tree():
-    with tempfile.TemporaryDirectory(prefix="ainit-gpu-") as d:
+    # not under /tmp: a group gets its own /tmp, and the sandbox test needs
+    # the tree at the same path inside the group
+    with tempfile.TemporaryDirectory(prefix="ainit-gpu-", dir="/var/tmp") as d:
         root = Path(d)
         write(root / "appliance.yaml", CONFIG)
         yield root
@@ -160,8 +165,8 @@ def test_plan_with_standin_nodes(tree):
     # index = PCI bus order: index 0 is the H100 at 01:00.0 with minor 1
     assert [(g["index"], g["minor"], g["model"]) for g in host["gpus"]] == [
         (0, 1, "NVIDIA H100 80GB HBM3"), (1, 0, "NVIDIA A100-SXM4-40GB")]
-    lib = f"/usr/lib/{TRIPLET}/"
-    assert host["libs"] == sorted(lib + n for n in LIBS)  # not libcudart
+    lib = f"{tree}/usr/lib/{TRIPLET}/"
+    assert host["libs"] == sorted(lib + n for n in LIBS)  # the files: no links, not libcudart
 
     g = out["groups"]
     ctl_uvm = {("/dev/nvidiactl", 195, 255), ("/dev/nvidia-uvm", UVM_MAJOR, 0),
@@ -181,7 +186,7 @@ def test_plan_with_standin_nodes(tree):
     assert a["env"] == {"CUDA_VISIBLE_DEVICES": "0,1", "NVIDIA_VISIBLE_DEVICES": "all",
                         "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
     assert {(l["source"], l["target"], l["ro"]) for l in a["libs"]} == {
-        (str(tree) + lib + n, lib + n, True) for n in LIBS}
+        (lib + n, lib + n, True) for n in LIBS}
 
     # gpu: [1] -- index 1 is the A100, node nvidia0; not the other GPU
     one = g["gpu-one"]
@@ -221,7 +226,7 @@ def test_plan_errors(tree):
 
     # nodes, but no libcuda on the root
     make_nodes(tree)
-    for n in LIBS:
+    for n in [*LIBS, *LINKS]:
         (tree / "usr/lib" / TRIPLET / n).unlink()
     out, _ = plan(tree)
     assert "libcuda.so.1 is not on the root" in out["groups"]["gpu-one"]["error"]
@@ -376,7 +381,7 @@ def test_probe_serves_legacy_health(fake_libcuda):
     zmq = pytest.importorskip("zmq")
     port = free_port()
     env = dict(os.environ, LD_LIBRARY_PATH=str(fake_libcuda), ZMQ_BIND_IP="127.0.0.1",
-               HEALTH_CHECK_PORT=str(port))
+               HEALTH_CHECK_PORT=str(port), AINIT_AGENT="gpu-probe-test", AINIT_GROUP="gpu-infra")
     proc = subprocess.Popen([str(PROBE), "--serve"], env=env, stderr=subprocess.PIPE, text=True)
     ctx = zmq.Context()
     s = ctx.socket(zmq.REQ)
@@ -387,6 +392,9 @@ def test_probe_serves_legacy_health(fake_libcuda):
         s.send_string("health_check")
         out = json.loads(s.recv_string())
         assert out["status"] == "ok" and out["devices"][0]["name"] == "Fake GPU 12GB"
+        # libagent's members, from ainit's environment
+        assert out["agent"] == "gpu-probe-test" and out["group"] == "gpu-infra"
+        assert out["pid"] == proc.pid and out["uptime_s"] >= 0
         s.send_string(json.dumps({"action": "health_check"}))
         assert json.loads(s.recv_string())["status"] == "ok"
         s.send_string("bogus")
@@ -426,3 +434,110 @@ def test_probe_serve_without_driver_reports_error():
         ctx.term()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+# ---- the sandbox: what a group's processes see and may open ----
+
+INSIDE = r"""
+import errno, json, os, sys
+res = {"dev": sorted(n for n in os.listdir("/dev") if n.startswith("nvidia")),
+       "env": {k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "NVIDIA_"))},
+       "open": {}, "mknod": {}, "lib_write": None}
+if sys.argv[1] == "mknod":
+    for name, mm in (("nvidiactl", (195, 255)), ("nvidia0", (195, 0)), ("nvidia-uvm", (%d, 0))):
+        try:
+            os.mknod("/dev/" + name, 0o20666, os.makedev(*mm))
+            res["mknod"][name] = "ok"
+        except OSError as e:
+            res["mknod"][name] = errno.errorcode[e.errno]
+for name in ("nvidiactl", "nvidia0", "nvidia1", "nvidia-uvm", "nvidia-uvm-tools"):
+    try:
+        os.close(os.open("/dev/" + name, os.O_RDWR))
+        res["open"][name] = "ok"
+    except OSError as e:
+        res["open"][name] = errno.errorcode[e.errno]
+lib = sys.argv[2]
+try:
+    open(lib, "a").close()
+    res["lib_write"] = "ok"
+except OSError as e:
+    res["lib_write"] = errno.errorcode[e.errno]
+res["lib"] = open(lib).read()
+print(json.dumps(res))
+""" % UVM_MAJOR
+
+SANDBOX_CONFIG = textwrap.dedent("""\
+    version: 1
+    defaults: {user: root}
+    groups:
+      gpu-all:
+        gpu: all
+        agents: {a: {command: [/bin/true]}}
+      gpu-one:
+        gpu: [1]
+        agents: {b: {command: [/bin/true]}}
+      plain:
+        capabilities: [CAP_MKNOD]
+        agents: {c: {command: [/bin/true]}}
+    """)
+
+
+def sandbox(root: Path, group: str, mode: str):
+    lib = f"{root}/usr/lib/{TRIPLET}/libcuda.so.1"
+    p = ainit(root, "sandbox", "--config", str(root / "sandbox.yaml"), group, "--",
+              "/usr/bin/python3", "-c", INSIDE, mode, lib)
+    if p.returncode == 125 and "unknown command" in p.stderr:
+        pytest.skip("this ainit has no sandbox command")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1]), p.stderr
+
+
+def test_sandbox_gpu_group_and_plain_group(tree):
+    need_root()
+    make_proc(tree)
+    make_nodes(tree)
+    make_libs(tree)
+    write(tree / "sandbox.yaml", SANDBOX_CONFIG)
+
+    plain, err = sandbox(tree, "plain", "mknod")
+    assert plain["dev"] == [] and plain["env"] == {}
+    assert plain["mknod"] == {"nvidiactl": "ok", "nvidia0": "ok", "nvidia-uvm": "ok"}
+    if plain["open"]["nvidiactl"] == "ENXIO":
+        # the open reached the (absent) driver: no device program stopped it
+        pytest.skip("no BPF_CGROUP_DEVICE program could be attached here "
+                    f"(cgroup v2 unusable for devices on this host): {err.strip()}")
+    # root with CAP_MKNOD made the nodes, the device program refuses them
+    assert plain["open"] == {"nvidiactl": "EPERM", "nvidia0": "EPERM", "nvidia1": "ENOENT",
+                             "nvidia-uvm": "EPERM", "nvidia-uvm-tools": "ENOENT"}
+
+    allg, _ = sandbox(tree, "gpu-all", "look")
+    assert allg["dev"] == ["nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "nvidiactl"]
+    assert allg["env"] == {"CUDA_VISIBLE_DEVICES": "0,1", "NVIDIA_VISIBLE_DEVICES": "all",
+                           "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+    # allowed by the device program: the open reaches the driver, which is
+    # not there (stand-in nodes), hence ENXIO and not EPERM
+    assert allg["open"] == {n: "ENXIO" for n in
+                            ("nvidiactl", "nvidia0", "nvidia1", "nvidia-uvm", "nvidia-uvm-tools")}
+    # the driver's library is there, through its soname link, read-only
+    assert allg["lib"] == "stand-in\n" and allg["lib_write"] == "EROFS"
+
+    one, _ = sandbox(tree, "gpu-one", "mknod")
+    # index 1 = the A100, minor 0; the other GPU's node is neither there nor
+    # openable after mknod
+    assert one["dev"] == ["nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidiactl"]
+    assert one["env"]["CUDA_VISIBLE_DEVICES"] == "0" and one["env"]["NVIDIA_VISIBLE_DEVICES"] == "1"
+    assert one["open"]["nvidia0"] == "ENXIO" and one["open"]["nvidia1"] == "ENOENT"
+
+
+def test_sandbox_gpu_group_errors_leave_others_alone(tree):
+    need_root()
+    make_proc(tree)
+    make_libs(tree)  # no nodes made
+    write(tree / "sandbox.yaml", SANDBOX_CONFIG)
+    p = ainit(tree, "sandbox", "--config", str(tree / "sandbox.yaml"), "gpu-all", "--", "/bin/true")
+    if p.returncode == 125 and "unknown command" in p.stderr:
+        pytest.skip("this ainit has no sandbox command")
+    assert p.returncode == 125
+    assert "group gpu-all: device nodes missing" in p.stderr
+    plain, _ = sandbox(tree, "plain", "look")
+    assert plain["dev"] == [] and plain["lib"] == "stand-in\n"

@@ -278,6 +278,8 @@ static void test_discover_tree(void **st)
 	put(root, "usr/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1", "x");
 	put(root, "usr/lib/x86_64-linux-gnu/libcudart.so.12", "x"); /* toolkit, not driver */
 	put(root, "usr/lib/x86_64-linux-gnu/libcuda_stub_like.so", "x");
+	snprintf(cmd, sizeof cmd, "%s/usr/lib/x86_64-linux-gnu/libcuda.so.1", root);
+	assert_int_equal(symlink("libcuda.so.580.65.06", cmd), 0); /* a link: found, not bound */
 	snprintf(p.proc, sizeof p.proc, "%s/proc", root);
 	snprintf(p.dev, sizeof p.dev, "%s/dev", root);
 	snprintf(p.root, sizeof p.root, "%s", root);
@@ -292,7 +294,8 @@ static void test_discover_tree(void **st)
 	assert_false(H.gpus[1].node_ok);
 	assert_false(H.ctl_ok);
 	assert_int_equal(H.nlibs, 3);
-	assert_string_equal(H.libs[0], "/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06");
+	snprintf(cmd, sizeof cmd, "%s/usr/lib/x86_64-linux-gnu/libcuda.so.580.65.06", root);
+	assert_string_equal(H.libs[0], cmd);
 	assert_true(H.have_libcuda && H.have_libnvml);
 
 	struct cfg_gpu w = { .mode = GPU_ALL };
