@@ -23,6 +23,7 @@ static void usage(FILE *f)
 		   "  start|stop|restart AGENT|GROUP\n"
 		   "  poweroff | reboot   orderly stop of everything (PID 1: then power off/reboot;\n"
 		   "                      `ainit run`: then exit)\n"
+		   "  logs AGENT [-n N] [-f]  the agent's last N lines (default 100); -f follows\n"
 		   "  health AGENT        last health checks: result, output, latency, schedule\n"
 		   "  ping\n"
 		   "socket: --socket, $AINIT_SOCKET, or " CLI_DEFAULT_SOCKET "\n");
@@ -54,8 +55,9 @@ static int ctl_connect(const char *path)
 	return fd;
 }
 
-/* Send one request line, read one reply line into a malloc'd buffer. */
-static char *roundtrip(const char *path, const char *req, size_t *len)
+/* Send one request line, read one reply line into a malloc'd buffer. With
+ * keep, the connection stays open in *keep (for logs -f). */
+static char *roundtrip(const char *path, const char *req, size_t *len, int *keep)
 {
 	AI_AUTOCLOSE int fd = ctl_connect(path);
 	size_t cap = CTL_MAX_REPLY + 1, n = 0;
@@ -91,6 +93,8 @@ static char *roundtrip(const char *path, const char *req, size_t *len)
 		if (nl) {
 			*nl = 0;
 			*len = (size_t)(nl - buf);
+			if (keep)
+				*keep = ai_take_fd(&fd);
 			return buf;
 		}
 		if (n == cap - 1) {
@@ -225,6 +229,41 @@ static int print_status(const struct jparse *p, int root, bool print)
 	return rc;
 }
 
+/* logs -f: print each pushed {"log": LINE} until the server goes away. */
+static int follow_logs(int fd)
+{
+	struct timeval tv = {0};
+	static char buf[CTL_MAX_REPLY];
+	size_t n = 0;
+	struct jv pool[16];
+	/* no receive timeout while following */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+		return 1;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? 1 : 0;
+		n += (size_t)r;
+		char *start = buf, *nl;
+		while ((nl = memchr(start, '\n', (size_t)(buf + n - start)))) {
+			char sb[CTL_MAX_REQ];
+			struct jparse p = {.pool = pool, .cap = 16, .sbuf = sb, .scap = sizeof sb};
+			int root = json_parse(&p, start, (size_t)(nl - start));
+			const char *line = root >= 0 ? json_get_str(&p, root, "log") : NULL;
+			if (line)
+				printf("%s\n", line);
+			start = nl + 1;
+		}
+		fflush(stdout);
+		n = (size_t)(buf + n - start);
+		memmove(buf, start, n);
+		if (n == sizeof buf - 1)
+			n = 0; /* an absurd line: drop it */
+	}
+}
+
 int cmd_ctl(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -253,9 +292,21 @@ int cmd_ctl(int argc, char **argv)
 	}
 	const char *verb = argv[optind++];
 	const char *target = NULL;
+	long lines = -1;
+	bool follow = false;
 	for (; optind < argc; optind++) {
 		if (!strcmp(argv[optind], "--json"))
 			json = true;
+		else if (!strcmp(argv[optind], "-f") || !strcmp(argv[optind], "--follow"))
+			follow = true;
+		else if (!strcmp(argv[optind], "-n") && optind + 1 < argc) {
+			char *end;
+			lines = strtol(argv[++optind], &end, 10);
+			if (*end || lines < 0 || lines > 100000) {
+				fprintf(stderr, "ainit ctl: -n wants a number of lines (0..100000)\n");
+				return 2;
+			}
+		}
 		else if (!target)
 			target = argv[optind];
 		else {
@@ -264,7 +315,7 @@ int cmd_ctl(int argc, char **argv)
 		}
 	}
 	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart") ||
-	     !strcmp(verb, "health")) &&
+	     !strcmp(verb, "logs") || !strcmp(verb, "health")) &&
 	    !target) {
 		fprintf(stderr, "ainit ctl %s: name an agent or a group\n", verb);
 		return 2;
@@ -277,6 +328,10 @@ int cmd_ctl(int argc, char **argv)
 	jw_kstr(&w, "cmd", verb);
 	if (target)
 		jw_kstr(&w, "target", target);
+	if (lines >= 0)
+		jw_kint(&w, "n", lines);
+	if (follow)
+		jw_kbool(&w, "follow", true);
 	jw_obj_end(&w);
 	if (w.overflow) {
 		fprintf(stderr, "ainit ctl: arguments too long\n");
@@ -286,7 +341,8 @@ int cmd_ctl(int argc, char **argv)
 	req[w.len] = 0;
 
 	size_t len;
-	AI_AUTOFREE char *reply = roundtrip(path, req, &len);
+	AI_AUTOCLOSE int keep = -1;
+	AI_AUTOFREE char *reply = roundtrip(path, req, &len, follow ? &keep : NULL);
 	if (!reply)
 		return 1;
 	struct jparse p = {.cap = 1 << 16, .scap = len + 1};
@@ -310,6 +366,13 @@ int cmd_ctl(int argc, char **argv)
 		if (json)
 			printf("%s\n", reply);
 		return print_status(&p, root, !json);
+	}
+	if (!strcmp(verb, "logs") && !json) {
+		fputs(str(&p, root, "text"), stdout);
+		fflush(stdout);
+		if (keep >= 0)
+			return follow_logs(keep);
+		return 0;
 	}
 	if (!strcmp(verb, "health") && !json) {
 		print_health(&p, root);

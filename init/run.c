@@ -18,6 +18,7 @@
 #include "boot.h"
 #include "check.h"
 #include "log.h"
+#include "logcap.h"
 #include "probe.h"
 #include "state.h"
 #include "util.h"
@@ -229,11 +230,14 @@ static void start_supervision(struct ai_state *st)
 	if (sup_init(st, &e) < 0) {
 		log_error(&e);
 		snprintf(st->degraded, sizeof st->degraded, "cannot set up supervision: %.200s", e.msg);
+		logcap_fini(st);
 		sup_fini(st);
 		cfg_free(st->cfg);
 		st->cfg = NULL;
 		return;
 	}
+	if (logcap_init(st, &e) < 0)
+		log_error(&e); /* agents without capture write to /dev/null */
 	if (probe_init(st, &e) < 0)
 		log_error(&e); /* agents still run; their checks report the failure */
 	log_info("run", NULL, "supervising %d agents in %d groups", st->cfg->nagents,
@@ -319,6 +323,7 @@ int cmd_run(int argc, char **argv)
 		 (unsigned long long)st->orphans_reaped);
 out:
 	ctl_close(st);
+	logcap_fini(st);
 	probe_fini(st);
 	sup_fini(st);
 	cfg_free(st->cfg);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logcap.h"
 #include "probe.h"
 #include "spawn.h"
 #include "state.h"
@@ -165,13 +166,11 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 		.envp = a->envp,
 		.cwd = a->cfg->working_dir,
 		.in_fd = -1,
-		.out_fd = st->pid1 ? -1 : 1,
-		.err_fd = st->pid1 ? -1 : 2,
+		.out_fd = logcap_out_fd(a),
+		.err_fd = logcap_err_fd(a),
 		.what = a->cfg->name,
 		.cgroup_fd = -1,
 	};
-	if (st->pid1) /* PID 1's stdout is the console: agents share it */
-		req.out_fd = req.err_fd = 1;
 	if (!deps_ready(st, a)) {
 		set_state(st, a, SUP_WAITING);
 		return;
@@ -198,6 +197,11 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 		close_exec(st, a);
 	}
 	log_info("supervise", a->cfg->name, "started, pid %d", (int)a->pid);
+	{
+		char note[64];
+		snprintf(note, sizeof note, "ainit: started, pid %d", (int)a->pid);
+		logcap_note(st, a, note);
+	}
 	set_state(st, a, SUP_STARTING);
 }
 
@@ -280,6 +284,11 @@ static void on_exit_ev(struct ai_state *st, struct sup_agent *a)
 			 ai_signal_name(a->cfg->stop.signal));
 	}
 	log_info("supervise", a->cfg->name, "%s", a->reason_text);
+	{
+		char note[300];
+		snprintf(note, sizeof note, "ainit: %s", a->reason_text);
+		logcap_note(st, a, note);
+	}
 
 	if (st->phase != PHASE_RUN || !a->want_up) {
 		if (prev == SUP_STOPPING && !a->kill_sent && a->reason != SR_EXEC)
