@@ -23,6 +23,8 @@ static void usage(FILE *f)
 		   "  start|stop|restart AGENT|GROUP\n"
 		   "  poweroff | reboot   orderly stop of everything (PID 1: then power off/reboot;\n"
 		   "                      `ainit run`: then exit)\n"
+		   "  logs AGENT [-n N] [-f]  the agent's last N lines (default 100); -f follows\n"
+		   "  health AGENT        last health checks: result, output, latency, schedule\n"
 		   "  ping\n"
 		   "socket: --socket, $AINIT_SOCKET, or " CLI_DEFAULT_SOCKET "\n");
 }
@@ -53,8 +55,9 @@ static int ctl_connect(const char *path)
 	return fd;
 }
 
-/* Send one request line, read one reply line into a malloc'd buffer. */
-static char *roundtrip(const char *path, const char *req, size_t *len)
+/* Send one request line, read one reply line into a malloc'd buffer. With
+ * keep, the connection stays open in *keep (for logs -f). */
+static char *roundtrip(const char *path, const char *req, size_t *len, int *keep)
 {
 	AI_AUTOCLOSE int fd = ctl_connect(path);
 	size_t cap = CTL_MAX_REPLY + 1, n = 0;
@@ -90,6 +93,8 @@ static char *roundtrip(const char *path, const char *req, size_t *len)
 		if (nl) {
 			*nl = 0;
 			*len = (size_t)(nl - buf);
+			if (keep)
+				*keep = ai_take_fd(&fd);
 			return buf;
 		}
 		if (n == cap - 1) {
@@ -116,6 +121,62 @@ static const char *str(const struct jparse *p, int obj, const char *k)
 {
 	const char *s = json_get_str(p, obj, k);
 	return s ? s : "";
+}
+
+static void print_probe_stat(const struct jparse *p, int o, const char *indent)
+{
+	int lo = json_get(p, o, "last_ok");
+	printf("%schecks %lld, failures %lld, failing now %lld in a row\n", indent,
+	       num(p, o, "checks"), num(p, o, "failures"), num(p, o, "failing_streak"));
+	if (lo >= 0) {
+		char ago[32];
+		ai_fmt_duration(ago, sizeof ago, (uint64_t)num(p, o, "last_ago_ms"));
+		printf("%slast: %s %s ago, %.3f ms (average %.3f ms): %s\n", indent,
+		       flag(p, o, "last_ok") ? "pass" : "FAIL", ago, num(p, o, "last_latency_us") / 1000.0,
+		       num(p, o, "avg_latency_us") / 1000.0, str(p, o, "last"));
+	} else if (json_get_str(p, o, "last"))
+		printf("%s%s\n", indent, str(p, o, "last"));
+}
+
+static void print_health(const struct jparse *p, int root)
+{
+	int pr = json_get(p, root, "probe"), rem;
+	const char *kind = str(p, pr, "kind");
+	printf("%s: %s, health %s\n", str(p, root, "name"), str(p, root, "state"),
+	       str(p, root, "health"));
+	if (json_get_str(p, root, "reason"))
+		printf("  reason: %s\n", str(p, root, "reason"));
+	if (!strcmp(kind, "none"))
+		printf("  check: none (healthy once running)\n");
+	else {
+		char iv[32], to[32], sp[32], si[32];
+		ai_fmt_duration(iv, sizeof iv, (uint64_t)num(p, pr, "interval_ms"));
+		ai_fmt_duration(to, sizeof to, (uint64_t)num(p, pr, "timeout_ms"));
+		ai_fmt_duration(sp, sizeof sp, (uint64_t)num(p, pr, "start_period_ms"));
+		ai_fmt_duration(si, sizeof si, (uint64_t)num(p, pr, "start_interval_ms"));
+		printf("  check: %s %s; every %s, timeout %s, %lld retries, start period %s "
+		       "(probing up to every %s while starting)\n",
+		       kind, str(p, pr, "target"), iv, to, num(p, pr, "retries"), sp, si);
+		if (!strcmp(kind, "notify")) {
+			char wd[32];
+			ai_fmt_duration(wd, sizeof wd, (uint64_t)num(p, pr, "watchdog_ms"));
+			printf("  notify: %s, watchdog %s, STATUS=%s\n",
+			       flag(p, pr, "ready") ? "READY=1 received" : "no READY=1 yet",
+			       num(p, pr, "watchdog_ms") ? wd : "off", str(p, pr, "status_text"));
+		}
+		print_probe_stat(p, pr, "  ");
+		if (json_get(p, pr, "next_in_ms") >= 0) {
+			char nx[32];
+			ai_fmt_duration(nx, sizeof nx, (uint64_t)num(p, pr, "next_in_ms"));
+			printf("  next: %s in %s\n", flag(p, pr, "in_flight") ? "deadline" : "check", nx);
+		}
+	}
+	rem = json_get(p, pr, "remote");
+	for (int i = rem >= 0 ? p->pool[rem].first_child : -1; i >= 0; i = p->pool[i].next) {
+		printf("  remote dependency %s (%s): %s\n", str(p, i, "name"), str(p, i, "target"),
+		       flag(p, i, "healthy") ? "healthy" : "NOT healthy");
+		print_probe_stat(p, i, "    ");
+	}
 }
 
 /* Print the table when `print`; return the exit status either way. */
@@ -145,7 +206,12 @@ static int print_status(const struct jparse *p, int root, bool print)
 		else if (port)
 			snprintf(ports, sizeof ports, "%lld", port);
 		if (!strcmp(state, "waiting") && json_get_str(p, i, "waiting_for"))
-			snprintf(note, sizeof note, "waiting for %s", str(p, i, "waiting_for"));
+			snprintf(note, sizeof note, "waiting for %s%s%.200s", str(p, i, "waiting_for"),
+				 json_get_str(p, i, "waiting_reason") ? ": " : "",
+				 str(p, i, "waiting_reason"));
+		else if ((!strcmp(state, "starting") || !strcmp(state, "unhealthy")) &&
+			 json_get_str(p, i, "probe"))
+			snprintf(note, sizeof note, "last check: %.250s", str(p, i, "probe"));
 		else if (!strcmp(state, "backoff")) {
 			char d[32];
 			ai_fmt_duration(d, sizeof d, (uint64_t)num(p, i, "next_delay_ms"));
@@ -161,6 +227,41 @@ static int print_status(const struct jparse *p, int root, bool print)
 			rc = 3;
 	}
 	return rc;
+}
+
+/* logs -f: print each pushed {"log": LINE} until the server goes away. */
+static int follow_logs(int fd)
+{
+	struct timeval tv = {0};
+	static char buf[CTL_MAX_REPLY];
+	size_t n = 0;
+	struct jv pool[16];
+	/* no receive timeout while following */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+		return 1;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? 1 : 0;
+		n += (size_t)r;
+		char *start = buf, *nl;
+		while ((nl = memchr(start, '\n', (size_t)(buf + n - start)))) {
+			char sb[CTL_MAX_REQ];
+			struct jparse p = {.pool = pool, .cap = 16, .sbuf = sb, .scap = sizeof sb};
+			int root = json_parse(&p, start, (size_t)(nl - start));
+			const char *line = root >= 0 ? json_get_str(&p, root, "log") : NULL;
+			if (line)
+				printf("%s\n", line);
+			start = nl + 1;
+		}
+		fflush(stdout);
+		n = (size_t)(buf + n - start);
+		memmove(buf, start, n);
+		if (n == sizeof buf - 1)
+			n = 0; /* an absurd line: drop it */
+	}
 }
 
 int cmd_ctl(int argc, char **argv)
@@ -191,9 +292,21 @@ int cmd_ctl(int argc, char **argv)
 	}
 	const char *verb = argv[optind++];
 	const char *target = NULL;
+	long lines = -1;
+	bool follow = false;
 	for (; optind < argc; optind++) {
 		if (!strcmp(argv[optind], "--json"))
 			json = true;
+		else if (!strcmp(argv[optind], "-f") || !strcmp(argv[optind], "--follow"))
+			follow = true;
+		else if (!strcmp(argv[optind], "-n") && optind + 1 < argc) {
+			char *end;
+			lines = strtol(argv[++optind], &end, 10);
+			if (*end || lines < 0 || lines > 100000) {
+				fprintf(stderr, "ainit ctl: -n wants a number of lines (0..100000)\n");
+				return 2;
+			}
+		}
 		else if (!target)
 			target = argv[optind];
 		else {
@@ -201,7 +314,8 @@ int cmd_ctl(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart")) &&
+	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart") ||
+	     !strcmp(verb, "logs") || !strcmp(verb, "health")) &&
 	    !target) {
 		fprintf(stderr, "ainit ctl %s: name an agent or a group\n", verb);
 		return 2;
@@ -214,6 +328,10 @@ int cmd_ctl(int argc, char **argv)
 	jw_kstr(&w, "cmd", verb);
 	if (target)
 		jw_kstr(&w, "target", target);
+	if (lines >= 0)
+		jw_kint(&w, "n", lines);
+	if (follow)
+		jw_kbool(&w, "follow", true);
 	jw_obj_end(&w);
 	if (w.overflow) {
 		fprintf(stderr, "ainit ctl: arguments too long\n");
@@ -223,7 +341,8 @@ int cmd_ctl(int argc, char **argv)
 	req[w.len] = 0;
 
 	size_t len;
-	AI_AUTOFREE char *reply = roundtrip(path, req, &len);
+	AI_AUTOCLOSE int keep = -1;
+	AI_AUTOFREE char *reply = roundtrip(path, req, &len, follow ? &keep : NULL);
 	if (!reply)
 		return 1;
 	struct jparse p = {.cap = 1 << 16, .scap = len + 1};
@@ -247,6 +366,17 @@ int cmd_ctl(int argc, char **argv)
 		if (json)
 			printf("%s\n", reply);
 		return print_status(&p, root, !json);
+	}
+	if (!strcmp(verb, "logs") && !json) {
+		fputs(str(&p, root, "text"), stdout);
+		fflush(stdout);
+		if (keep >= 0)
+			return follow_logs(keep);
+		return 0;
+	}
+	if (!strcmp(verb, "health") && !json) {
+		print_health(&p, root);
+		return 0;
 	}
 	if (json)
 		printf("%s\n", reply);

@@ -16,6 +16,8 @@
 
 #include "json.h"
 #include "log.h"
+#include "logcap.h"
+#include "probe.h"
 #include "state.h"
 #include "util.h"
 
@@ -25,6 +27,7 @@ struct ctl_req {
 	struct jparse *p;
 	int root;
 	bool admin;
+	struct ctl_client *client; /* NULL for transports without push (vport) */
 };
 
 typedef void (*ctl_handler)(struct ai_state *st, const struct ctl_req *rq, struct jw *w);
@@ -54,6 +57,12 @@ static void put_agent(struct ai_state *st, struct jw *w, const struct sup_agent 
 	jw_kint(w, "since_ms", (long long)(now - a->state_since_ms));
 	jw_kstr(w, "reason", a->reason_text[0] ? a->reason_text : NULL);
 	jw_kstr(w, "waiting_for", a->state == SUP_WAITING ? a->waiting_for : NULL);
+	if (a->state == SUP_WAITING && a->waiting_for)
+		jw_kstr(w, "waiting_reason", probe_remote_reason(st, a->waiting_for));
+	{
+		const struct probe_stat *ps = probe_stat_of(st, a->idx);
+		jw_kstr(w, "probe", ps && ps->have_last ? ps->last : NULL);
+	}
 	jw_kint(w, "next_delay_ms", (long long)a->next_delay_ms);
 	jw_kint(w, "port", c->port);
 	jw_kint(w, "health_port", c->health_port);
@@ -113,6 +122,66 @@ static void cmd_restart(struct ai_state *st, const struct ctl_req *rq, struct jw
 	cmd_target(st, rq, w, sup_ctl_restart);
 }
 
+static void cmd_logs(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
+{
+	const char *t = json_get_str(rq->p, rq->root, "target");
+	int ni = json_get(rq->p, rq->root, "n"), fi = json_get(rq->p, rq->root, "follow");
+	unsigned n = 100;
+	int ai;
+	char *text = st->ctl.scratch;
+	if (!st->cfg || !text) {
+		reply_error(w, "no configuration loaded (%s)", st->degraded);
+		return;
+	}
+	if (!t || (ai = cfg_find_agent(st->cfg, t)) < 0) {
+		reply_error(w, "logs: name an agent%s%s", t ? "; no agent named " : "", t ? t : "");
+		return;
+	}
+	if (ni >= 0) {
+		double v = rq->p->pool[ni].num;
+		if (rq->p->pool[ni].kind != JV_NUM || v < 0 || v > 100000) {
+			reply_error(w, "logs: n must be a number of lines from 0 to 100000");
+			return;
+		}
+		n = (unsigned)v;
+	}
+	/* half the reply buffer: escaping can double the text */
+	size_t len = logcap_tail(&st->agents[ai], n, text, CTL_MAX_REPLY / 2);
+	jw_kbool(w, "ok", true);
+	jw_kstr(w, "agent", t);
+	jw_key(w, "text");
+	jw_strn(w, text, len);
+	if (fi >= 0 && rq->p->pool[fi].kind == JV_BOOL && rq->p->pool[fi].b && rq->client)
+		rq->client->follow = ai;
+}
+
+static void cmd_health(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
+{
+	const char *t = json_get_str(rq->p, rq->root, "target");
+	int ai;
+	if (!st->cfg) {
+		reply_error(w, "no configuration loaded (%s)", st->degraded);
+		return;
+	}
+	if (!t) {
+		reply_error(w, "missing \"target\" (an agent name)");
+		return;
+	}
+	if ((ai = cfg_find_agent(st->cfg, t)) < 0) {
+		reply_error(w, "no agent named \"%.64s\"", t);
+		return;
+	}
+	jw_kbool(w, "ok", true);
+	jw_kstr(w, "name", t);
+	jw_kstr(w, "state", sup_state_name(st->agents[ai].state));
+	jw_kstr(w, "health", sup_health_name(st->agents[ai].health));
+	jw_kstr(w, "reason", st->agents[ai].reason_text[0] ? st->agents[ai].reason_text : NULL);
+	jw_key(w, "probe");
+	jw_obj_begin(w);
+	probe_put_json(st, ai, w);
+	jw_obj_end(w);
+}
+
 static void begin_final(struct ai_state *st, enum ai_final f, struct jw *w)
 {
 	if (st->phase == PHASE_RUN) {
@@ -154,17 +223,18 @@ static const struct {
 	{"status", false, cmd_status},	 {"ping", false, cmd_ping},
 	{"start", true, cmd_start},	 {"stop", true, cmd_stop},
 	{"restart", true, cmd_restart},	 {"poweroff", true, cmd_poweroff},
-	{"reboot", true, cmd_reboot},
+	{"reboot", true, cmd_reboot},	 {"logs", false, cmd_logs},
+	{"health", false, cmd_health},
 };
 
-size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len, bool admin, char *out,
-		       size_t cap)
+static size_t handle_line(struct ai_state *st, const char *line, size_t len, bool admin,
+			  struct ctl_client *client, char *out, size_t cap)
 {
 	struct jv pool[CTL_MAX_NODES];
 	char sbuf[CTL_MAX_REQ + 1];
 	struct jparse p = {.pool = pool, .cap = CTL_MAX_NODES, .sbuf = sbuf, .scap = sizeof sbuf};
 	struct jw w;
-	struct ctl_req rq = {&p, -1, admin};
+	struct ctl_req rq = {&p, -1, admin, client};
 	const char *cmd;
 	size_t i;
 
@@ -214,6 +284,12 @@ done:
 	return w.len;
 }
 
+size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len, bool admin, char *out,
+		       size_t cap)
+{
+	return handle_line(st, line, len, admin, NULL, out, cap);
+}
+
 /* ---- socket server ---- */
 
 static void client_close(struct ai_state *st, struct ctl_client *c)
@@ -225,6 +301,7 @@ static void client_close(struct ai_state *st, struct ctl_client *c)
 	c->fd = -1;
 	c->inlen = c->outlen = c->outoff = 0;
 	c->skipping = false;
+	c->follow = -1;
 }
 
 /* Write what is pending; returns false when the client was closed. */
@@ -257,8 +334,10 @@ static void client_line(struct ai_state *st, struct ctl_client *c, const char *l
 		client_close(st, c);
 		return;
 	}
-	c->outlen += ctl_handle_line(st, line, len, c->admin, c->out + c->outlen,
-				     CTL_MAX_REPLY - c->outlen);
+	c->outlen += handle_line(st, line, len, c->admin, c, c->out + c->outlen,
+				 CTL_MAX_REPLY - c->outlen);
+	if (c->follow >= 0) /* a follower is not idle while it waits for lines */
+		loop_timer_disarm(&st->loop, &c->idle);
 }
 
 static void on_client(struct ai_state *st, struct loop_src *src, uint32_t ev)
@@ -302,10 +381,37 @@ static void on_client(struct ai_state *st, struct loop_src *src, uint32_t ev)
 			c->skipping = true;
 			c->inlen = 0;
 		}
-		loop_timer_arm_in(&st->loop, &c->idle, CTL_IDLE_MS);
+		if (c->follow < 0)
+			loop_timer_arm_in(&st->loop, &c->idle, CTL_IDLE_MS);
 	}
 	if (c->outlen)
 		client_flush(st, c);
+}
+
+void ctl_log_line(struct ai_state *st, const struct sup_agent *a, const char *line, size_t n)
+{
+	struct ctl_server *s = &st->ctl;
+	if (!s->clients)
+		return;
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &s->clients[i];
+		struct jw w;
+		if (c->fd < 0 || c->follow != a->idx)
+			continue;
+		jw_init(&w, c->out + c->outlen, CTL_MAX_REPLY - c->outlen - 1);
+		jw_obj_begin(&w);
+		jw_kint(&w, "v", CTL_VERSION);
+		jw_key(&w, "log");
+		jw_strn(&w, line, n && line[n - 1] == '\n' ? n - 1 : n);
+		jw_obj_end(&w);
+		if (w.overflow) { /* the follower is not keeping up: drop, count */
+			c->follow_dropped++;
+			continue;
+		}
+		c->outlen += w.len;
+		c->out[c->outlen++] = '\n';
+		client_flush(st, c);
+	}
 }
 
 static void on_idle(struct ai_state *st, struct loop_timer *t)
@@ -388,6 +494,8 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 		return ai_fail(e, "ctl", NULL, ENAMETOOLONG, "socket path %s", path);
 	snprintf(s->path, sizeof s->path, "%s", path);
 	memcpy(sa.sun_path, path, strlen(path));
+	if (!s->scratch && !(s->scratch = malloc(CTL_MAX_REPLY / 2)))
+		return ai_fail(e, "ctl", "malloc", ENOMEM, "reply scratch");
 	if (!s->clients) {
 		s->clients = calloc(CTL_MAX_CLIENTS, sizeof *s->clients);
 		if (!s->clients)
@@ -395,6 +503,7 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 		for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 			struct ctl_client *c = &s->clients[i];
 			c->fd = -1;
+			c->follow = -1;
 			c->in = malloc(CTL_MAX_REQ + 1);
 			c->out = malloc(CTL_MAX_REPLY);
 			if (!c->in || !c->out)
@@ -411,22 +520,36 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 			log_warn("ctl", path, "admin group \"%s\" does not exist; only root may change state",
 				 admin_group);
 	}
+	/* Bind under a temporary name, set its mode, listen, then rename into
+	 * place: a client never sees the socket before it accepts connections
+	 * or with the wrong mode. */
+	char tmp[sizeof sa.sun_path];
+	if (snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid()) >= (int)sizeof tmp)
+		return ai_fail(e, "ctl", NULL, ENAMETOOLONG, "socket path %s", path);
+	memset(sa.sun_path, 0, sizeof sa.sun_path);
+	memcpy(sa.sun_path, tmp, strlen(tmp));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return ai_fail(e, "ctl", "socket", errno, "%s", path);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return ai_fail(e, "ctl", "unlink", errno, "stale socket %s", path);
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return ai_fail(e, "ctl", "unlink", errno, "stale socket %s", tmp);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-		return ai_fail(e, "ctl", "bind", errno, "%s", path);
-	if (s->admin_gid != (gid_t)-1 && chown(path, 0, s->admin_gid) < 0)
-		log_warn("ctl", path, "chown: %s", strerror(errno));
+		return ai_fail(e, "ctl", "bind", errno, "%s", tmp);
+	if (s->admin_gid != (gid_t)-1 && chown(tmp, 0, s->admin_gid) < 0)
+		log_warn("ctl", tmp, "chown: %s", strerror(errno));
 	/* Anyone who can connect may read: 0666 would widen that to every local
 	 * user; 0660 keeps it to root and the admin group, as DESIGN §8 says.
 	 * Without an admin group the socket is for root only. */
-	if (chmod(path, 0660) < 0)
-		return ai_fail(e, "ctl", "chmod", errno, "%s", path);
-	if (listen(fd, 64) < 0)
-		return ai_fail(e, "ctl", "listen", errno, "%s", path);
+	if (chmod(tmp, 0660) < 0) {
+		ai_fail(e, "ctl", "chmod", errno, "%s", tmp);
+		unlink(tmp);
+		return -EPERM;
+	}
+	if (listen(fd, 64) < 0 || rename(tmp, path) < 0) {
+		ai_fail(e, "ctl", "listen/rename", errno, "%s", path);
+		unlink(tmp);
+		return -EIO;
+	}
 	if (loop_add(&st->loop, &s->lsrc, fd, EPOLLIN, on_accept, s, e) < 0)
 		return -EIO;
 	s->lfd = ai_take_fd(&fd);
@@ -446,6 +569,8 @@ void ctl_close(struct ai_state *st)
 		free(s->clients);
 		s->clients = NULL;
 	}
+	free(s->scratch);
+	s->scratch = NULL;
 	if (s->lfd >= 0) {
 		loop_del(&st->loop, &s->lsrc);
 		close(s->lfd);

@@ -18,6 +18,8 @@
 #include "boot.h"
 #include "check.h"
 #include "log.h"
+#include "logcap.h"
+#include "probe.h"
 #include "state.h"
 #include "util.h"
 #include "vport.h"
@@ -37,7 +39,7 @@ static void reap_all(struct ai_state *st)
 				continue;
 			return; /* 0: none ready; ECHILD: no children */
 		}
-		if (!st->cfg || !sup_on_reaped(st, pid, status))
+		if (!st->cfg || (!sup_on_reaped(st, pid, status) && !probe_on_reaped(st, pid, status)))
 			st->orphans_reaped++;
 	}
 }
@@ -228,11 +230,16 @@ static void start_supervision(struct ai_state *st)
 	if (sup_init(st, &e) < 0) {
 		log_error(&e);
 		snprintf(st->degraded, sizeof st->degraded, "cannot set up supervision: %.200s", e.msg);
+		logcap_fini(st);
 		sup_fini(st);
 		cfg_free(st->cfg);
 		st->cfg = NULL;
 		return;
 	}
+	if (logcap_init(st, &e) < 0)
+		log_error(&e); /* agents without capture write to /dev/null */
+	if (probe_init(st, &e) < 0)
+		log_error(&e); /* agents still run; their checks report the failure */
 	log_info("run", NULL, "supervising %d agents in %d groups", st->cfg->nagents,
 		 st->cfg->ngroups);
 	sup_start_all(st);
@@ -316,6 +323,8 @@ int cmd_run(int argc, char **argv)
 		 (unsigned long long)st->orphans_reaped);
 out:
 	ctl_close(st);
+	logcap_fini(st);
+	probe_fini(st);
 	sup_fini(st);
 	cfg_free(st->cfg);
 	loop_fini(&st->loop);

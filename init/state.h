@@ -13,6 +13,8 @@
 #include "supervise.h"
 #include "vport.h"
 
+struct probe_tab;
+
 enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
 enum ai_final { FINAL_EXIT, FINAL_POWEROFF, FINAL_REBOOT };
 
@@ -32,6 +34,7 @@ struct ai_state {
 	char degraded[256];         /* why there is no config; "" when fine */
 	uint64_t started_ms;
 	uint64_t orphans_reaped;
+	struct probe_tab *probes;   /* probe.c: health checks, remote dependencies */
 	int console_fd;             /* PID 1: /dev/console (boot.c), else -1 */
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
 };

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "logcap.h"
+#include "probe.h"
 #include "spawn.h"
 #include "state.h"
 #include "util.h"
@@ -129,9 +131,9 @@ static bool deps_ready(struct ai_state *st, struct sup_agent *a)
 						a->waiting_for = st->agents[g->first_agent + k].cfg->name;
 						return false;
 					}
-			} else {
+			} else if (!probe_remote_ready(st, d)) {
 				/* Remote HOST:AGENT: healthy only once probed over the
-				 * network (probe module); until then we wait. */
+				 * network (probe.c); until then we wait. */
 				a->waiting_for = d->name;
 				return false;
 			}
@@ -164,13 +166,11 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 		.envp = a->envp,
 		.cwd = a->cfg->working_dir,
 		.in_fd = -1,
-		.out_fd = st->pid1 ? -1 : 1,
-		.err_fd = st->pid1 ? -1 : 2,
+		.out_fd = logcap_out_fd(a),
+		.err_fd = logcap_err_fd(a),
 		.what = a->cfg->name,
 		.cgroup_fd = -1,
 	};
-	if (st->pid1) /* PID 1's stdout is the console: agents share it */
-		req.out_fd = req.err_fd = 1;
 	if (!deps_ready(st, a)) {
 		set_state(st, a, SUP_WAITING);
 		return;
@@ -197,6 +197,11 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 		close_exec(st, a);
 	}
 	log_info("supervise", a->cfg->name, "started, pid %d", (int)a->pid);
+	{
+		char note[64];
+		snprintf(note, sizeof note, "ainit: started, pid %d", (int)a->pid);
+		logcap_note(st, a, note);
+	}
 	set_state(st, a, SUP_STARTING);
 }
 
@@ -254,9 +259,14 @@ static void on_exit_ev(struct ai_state *st, struct sup_agent *a)
 	int s = a->last_status;
 	bool clean = WIFEXITED(s) && WEXITSTATUS(s) == 0;
 	enum sup_state prev = a->state;
+	/* stopped because its health checks failed: a restart, whatever the
+	 * exit status, and the reason stays the failed check */
+	bool unhealthy_stop = prev == SUP_STOPPING && a->reason == SR_UNHEALTHY && a->want_up;
 
 	loop_timer_disarm(&st->loop, &a->timer);
-	if (a->reason != SR_EXEC || !a->exec_failed) {
+	if (unhealthy_stop) {
+		/* keep reason_text */
+	} else if (a->reason != SR_EXEC || !a->exec_failed) {
 		if (WIFSIGNALED(s)) {
 			a->reason = SR_SIGNAL;
 			snprintf(a->reason_text, sizeof a->reason_text, "killed by %s",
@@ -274,6 +284,11 @@ static void on_exit_ev(struct ai_state *st, struct sup_agent *a)
 			 ai_signal_name(a->cfg->stop.signal));
 	}
 	log_info("supervise", a->cfg->name, "%s", a->reason_text);
+	{
+		char note[300];
+		snprintf(note, sizeof note, "ainit: %s", a->reason_text);
+		logcap_note(st, a, note);
+	}
 
 	if (st->phase != PHASE_RUN || !a->want_up) {
 		if (prev == SUP_STOPPING && !a->kill_sent && a->reason != SR_EXEC)
@@ -298,7 +313,7 @@ static void on_exit_ev(struct ai_state *st, struct sup_agent *a)
 		set_state(st, a, SUP_EXITED);
 		return;
 	case RP_ON_FAILURE:
-		if (clean && prev != SUP_UNHEALTHY) {
+		if (clean && prev != SUP_UNHEALTHY && !unhealthy_stop) {
 			set_state(st, a, SUP_EXITED);
 			return;
 		}
@@ -341,8 +356,9 @@ static void act_probe_fail(struct ai_state *st, struct sup_agent *a)
 	set_state(st, a, SUP_UNHEALTHY);
 	if (a->cfg->on_unhealthy == OU_RESTART) {
 		a->reason = SR_UNHEALTHY;
-		snprintf(a->reason_text, sizeof a->reason_text, "health check failed %lld times",
-			 (long long)a->cfg->health.retries);
+		const struct probe_stat *ps = probe_stat_of(st, a->idx);
+		snprintf(a->reason_text, sizeof a->reason_text, "health check failed %lld times: %.190s",
+			 (long long)a->cfg->health.retries, ps ? ps->last : "");
 		log_warn("supervise", a->cfg->name, "%s; restarting", a->reason_text);
 		do_stop(st, a);
 	}
@@ -413,6 +429,7 @@ static void set_state(struct ai_state *st, struct sup_agent *a, enum sup_state s
 	if (s == SUP_HEALTHY)
 		a->healthy_since_ms = a->state_since_ms;
 	log_debug("supervise", a->cfg->name, "%s -> %s", sup_state_name(old), sup_state_name(s));
+	probe_on_state(st, a); /* start or end health checks */
 	/* Transitions that can unblock others. */
 	if (st->phase == PHASE_RUN && (s == SUP_HEALTHY || s == SUP_EXITED))
 		try_start_waiting(st);
@@ -429,6 +446,12 @@ static void try_start_waiting(struct ai_state *st)
 		if (a->state == SUP_WAITING && a->want_up && deps_ready(st, a))
 			dispatch(st, a, SUP_EV_DEPS_READY);
 	}
+}
+
+void sup_deps_changed(struct ai_state *st)
+{
+	if (st->phase == PHASE_RUN)
+		try_start_waiting(st);
 }
 
 static void note_spawn_fail(struct sup_agent *a, const struct spawn_fail *f)
@@ -549,6 +572,13 @@ static char **build_env(struct ai_state *st, const struct cfg_agent *ca)
 		ADD("AGENT_PORT=%d", ca->port);
 	if (ca->health_port)
 		ADD("HEALTH_CHECK_PORT=%d", ca->health_port);
+	if (ca->health.kind == HK_NOTIFY) {
+		char np[128];
+		probe_notify_path(st->state_dir, (int)(ca - st->cfg->agents), getpid(), np, sizeof np);
+		ADD("NOTIFY_SOCKET=%s", np);
+		if (ca->health.watchdog_ms > 0)
+			ADD("WATCHDOG_USEC=%lld", (long long)ca->health.watchdog_ms * 1000);
+	}
 #undef ADD
 	env[n] = NULL;
 	return env;

@@ -81,6 +81,7 @@ struct sup_agent {
 	bool exec_failed;        /* this run never reached exec */
 	bool restart_pending;    /* stopping in order to start again */
 	char **envp;             /* built once at sup_init */
+	struct logcap *log;      /* stdout/stderr capture (logcap.c) */
 };
 
 int sup_init(struct ai_state *st, struct ai_err *e);
@@ -96,6 +97,9 @@ bool sup_on_reaped(struct ai_state *st, pid_t pid, int status);
 int sup_ctl_start(struct ai_state *st, const char *name, struct ai_err *e);
 int sup_ctl_stop(struct ai_state *st, const char *name, struct ai_err *e);
 int sup_ctl_restart(struct ai_state *st, const char *name, struct ai_err *e);
+/* Something a waiting agent may depend on became healthy outside this
+ * module (a remote dependency): start whatever is ready now. */
+void sup_deps_changed(struct ai_state *st);
 /* Health probes report here. */
 void sup_probe_result(struct ai_state *st, struct sup_agent *a, bool ok);
 /* An agent that is `failed` or required and not healthy. */
