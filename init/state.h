@@ -14,6 +14,7 @@
 #include "vport.h"
 
 struct probe_tab;
+struct sbx_sup;
 
 enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
 enum ai_final { FINAL_EXIT, FINAL_POWEROFF, FINAL_REBOOT };
@@ -37,6 +38,7 @@ struct ai_state {
 	struct probe_tab *probes;   /* probe.c: health checks, remote dependencies */
 	int console_fd;             /* PID 1: /dev/console (boot.c), else -1 */
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
+	struct sbx_sup *sbx;        /* non-NULL: groups run in their sandbox (sandbox.h) */
 };
 
 #endif

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "logcap.h"
 #include "probe.h"
+#include "sandbox.h"
 #include "spawn.h"
 #include "state.h"
 #include "util.h"
@@ -178,6 +179,14 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 	a->exec_failed = false;
 	a->kill_sent = false;
 	a->restart_pending = false;
+	struct sbx_child sc; /* read by the child of spawn_start() */
+	if (st->sbx && sbx_sup_spawn_req(st->sbx, st->cfg, a->idx, &sc, &req, &e) < 0) {
+		log_error(&e);
+		a->reason = SR_EXEC;
+		ai_err_str(&e, a->reason_text, sizeof a->reason_text);
+		set_state(st, a, SUP_FAILED);
+		return;
+	}
 	if (spawn_start(&req, &r, &e) < 0) {
 		log_error(&e);
 		a->reason = SR_EXEC;
