@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -56,8 +55,9 @@ static int ctl_connect(const char *path)
 	return fd;
 }
 
-/* Send one request line, read one reply line into a malloc'd buffer. */
-static char *roundtrip(const char *path, const char *req, size_t *len)
+/* Send one request line, read one reply line into a malloc'd buffer. With
+ * keep, the connection stays open in *keep (for logs -f). */
+static char *roundtrip(const char *path, const char *req, size_t *len, int *keep)
 {
 	AI_AUTOCLOSE int fd = ctl_connect(path);
 	size_t cap = CTL_MAX_REPLY + 1, n = 0;
@@ -93,6 +93,8 @@ static char *roundtrip(const char *path, const char *req, size_t *len)
 		if (nl) {
 			*nl = 0;
 			*len = (size_t)(nl - buf);
+			if (keep)
+				*keep = ai_take_fd(&fd);
 			return buf;
 		}
 		if (n == cap - 1) {
@@ -227,64 +229,38 @@ static int print_status(const struct jparse *p, int root, bool print)
 	return rc;
 }
 
-/* ctl logs: the last n lines; with follow, ask again from the reply's
- * "next" cursor every 200 ms until interrupted. */
-static int logs_client(const char *path, const char *target, long long n, bool follow, bool json)
+/* logs -f: print each pushed {"log": LINE} until the server goes away. */
+static int follow_logs(int fd)
 {
-	long long from = -1;
+	struct timeval tv = {0};
+	static char buf[CTL_MAX_REPLY];
+	size_t n = 0;
+	struct jv pool[16];
+	/* no receive timeout while following */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+		return 1;
 	for (;;) {
-		char req[512];
-		struct jw w;
-		size_t len;
-		jw_init(&w, req, sizeof req - 2);
-		jw_obj_begin(&w);
-		jw_kstr(&w, "cmd", "logs");
-		jw_kstr(&w, "target", target);
-		jw_kint(&w, "n", n);
-		if (from >= 0)
-			jw_kint(&w, "from", from);
-		jw_obj_end(&w);
-		if (w.overflow) {
-			fprintf(stderr, "ainit ctl: arguments too long\n");
-			return 2;
-		}
-		req[w.len++] = '\n';
-		req[w.len] = 0;
-		AI_AUTOFREE char *reply = roundtrip(path, req, &len);
-		if (!reply)
-			return 1;
-		struct jparse p = {.cap = 1 << 16, .scap = len + 1};
-		AI_AUTOFREE struct jv *pool = p.pool = malloc(sizeof(struct jv) * (size_t)p.cap);
-		AI_AUTOFREE char *sbuf = p.sbuf = malloc(p.scap);
-		if (!pool || !sbuf) {
-			fprintf(stderr, "ainit ctl: out of memory\n");
-			return 1;
-		}
-		int root = json_parse(&p, reply, len);
-		if (root < 0) {
-			fprintf(stderr, "ainit ctl: malformed reply: %s\n", p.err);
-			return 1;
-		}
-		if (json_get_str(&p, root, "error")) {
-			fprintf(stderr, "ainit ctl logs: %s\n", str(&p, root, "error"));
-			return 1;
-		}
-		if (json)
-			printf("%s\n", reply);
-		else {
-			int lines = json_get(&p, root, "lines");
-			if (num(&p, root, "missed") > 0)
-				printf("[... %lld lines scrolled out of the buffer ...]\n",
-				       num(&p, root, "missed"));
-			for (int i = lines >= 0 ? p.pool[lines].first_child : -1; i >= 0; i = p.pool[i].next)
-				if (p.pool[i].kind == JV_STR)
-					printf("%s\n", p.pool[i].str);
+		ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? 1 : 0;
+		n += (size_t)r;
+		char *start = buf, *nl;
+		while ((nl = memchr(start, '\n', (size_t)(buf + n - start)))) {
+			char sb[CTL_MAX_REQ];
+			struct jparse p = {.pool = pool, .cap = 16, .sbuf = sb, .scap = sizeof sb};
+			int root = json_parse(&p, start, (size_t)(nl - start));
+			const char *line = root >= 0 ? json_get_str(&p, root, "log") : NULL;
+			if (line)
+				printf("%s\n", line);
+			start = nl + 1;
 		}
 		fflush(stdout);
-		if (!follow)
-			return 0;
-		from = num(&p, root, "next");
-		nanosleep(&(struct timespec){.tv_nsec = 200 * 1000000L}, NULL);
+		n = (size_t)(buf + n - start);
+		memmove(buf, start, n);
+		if (n == sizeof buf - 1)
+			n = 0; /* an absurd line: drop it */
 	}
 }
 
@@ -316,19 +292,18 @@ int cmd_ctl(int argc, char **argv)
 	}
 	const char *verb = argv[optind++];
 	const char *target = NULL;
-	long long nlines = 100;
+	long lines = -1;
 	bool follow = false;
 	for (; optind < argc; optind++) {
 		if (!strcmp(argv[optind], "--json"))
 			json = true;
-		else if (!strcmp(verb, "logs") && (!strcmp(argv[optind], "-f") ||
-						   !strcmp(argv[optind], "--follow")))
+		else if (!strcmp(argv[optind], "-f") || !strcmp(argv[optind], "--follow"))
 			follow = true;
-		else if (!strcmp(verb, "logs") && !strcmp(argv[optind], "-n") && optind + 1 < argc) {
+		else if (!strcmp(argv[optind], "-n") && optind + 1 < argc) {
 			char *end;
-			nlines = strtoll(argv[++optind], &end, 10);
-			if (*end || nlines < 0) {
-				fprintf(stderr, "ainit ctl logs: -n takes a number of lines\n");
+			lines = strtol(argv[++optind], &end, 10);
+			if (*end || lines < 0 || lines > 100000) {
+				fprintf(stderr, "ainit ctl: -n wants a number of lines (0..100000)\n");
 				return 2;
 			}
 		}
@@ -340,14 +315,11 @@ int cmd_ctl(int argc, char **argv)
 		}
 	}
 	if ((!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart") ||
-	     !strcmp(verb, "health") || !strcmp(verb, "logs")) &&
+	     !strcmp(verb, "logs") || !strcmp(verb, "health")) &&
 	    !target) {
 		fprintf(stderr, "ainit ctl %s: name an agent or a group\n", verb);
 		return 2;
 	}
-
-	if (!strcmp(verb, "logs"))
-		return logs_client(path, target, nlines, follow, json);
 
 	char req[1024];
 	struct jw w;
@@ -356,6 +328,10 @@ int cmd_ctl(int argc, char **argv)
 	jw_kstr(&w, "cmd", verb);
 	if (target)
 		jw_kstr(&w, "target", target);
+	if (lines >= 0)
+		jw_kint(&w, "n", lines);
+	if (follow)
+		jw_kbool(&w, "follow", true);
 	jw_obj_end(&w);
 	if (w.overflow) {
 		fprintf(stderr, "ainit ctl: arguments too long\n");
@@ -365,7 +341,8 @@ int cmd_ctl(int argc, char **argv)
 	req[w.len] = 0;
 
 	size_t len;
-	AI_AUTOFREE char *reply = roundtrip(path, req, &len);
+	AI_AUTOCLOSE int keep = -1;
+	AI_AUTOFREE char *reply = roundtrip(path, req, &len, follow ? &keep : NULL);
 	if (!reply)
 		return 1;
 	struct jparse p = {.cap = 1 << 16, .scap = len + 1};
@@ -389,6 +366,13 @@ int cmd_ctl(int argc, char **argv)
 		if (json)
 			printf("%s\n", reply);
 		return print_status(&p, root, !json);
+	}
+	if (!strcmp(verb, "logs") && !json) {
+		fputs(str(&p, root, "text"), stdout);
+		fflush(stdout);
+		if (keep >= 0)
+			return follow_logs(keep);
+		return 0;
 	}
 	if (!strcmp(verb, "health") && !json) {
 		print_health(&p, root);

@@ -27,6 +27,7 @@ struct ctl_req {
 	struct jparse *p;
 	int root;
 	bool admin;
+	struct ctl_client *client; /* NULL for transports without push (vport) */
 };
 
 typedef void (*ctl_handler)(struct ai_state *st, const struct ctl_req *rq, struct jw *w);
@@ -121,6 +122,39 @@ static void cmd_restart(struct ai_state *st, const struct ctl_req *rq, struct jw
 	cmd_target(st, rq, w, sup_ctl_restart);
 }
 
+static void cmd_logs(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
+{
+	const char *t = json_get_str(rq->p, rq->root, "target");
+	int ni = json_get(rq->p, rq->root, "n"), fi = json_get(rq->p, rq->root, "follow");
+	unsigned n = 100;
+	int ai;
+	char *text = st->ctl.scratch;
+	if (!st->cfg || !text) {
+		reply_error(w, "no configuration loaded (%s)", st->degraded);
+		return;
+	}
+	if (!t || (ai = cfg_find_agent(st->cfg, t)) < 0) {
+		reply_error(w, "logs: name an agent%s%s", t ? "; no agent named " : "", t ? t : "");
+		return;
+	}
+	if (ni >= 0) {
+		double v = rq->p->pool[ni].num;
+		if (rq->p->pool[ni].kind != JV_NUM || v < 0 || v > 100000) {
+			reply_error(w, "logs: n must be a number of lines from 0 to 100000");
+			return;
+		}
+		n = (unsigned)v;
+	}
+	/* half the reply buffer: escaping can double the text */
+	size_t len = logcap_tail(&st->agents[ai], n, text, CTL_MAX_REPLY / 2);
+	jw_kbool(w, "ok", true);
+	jw_kstr(w, "agent", t);
+	jw_key(w, "text");
+	jw_strn(w, text, len);
+	if (fi >= 0 && rq->p->pool[fi].kind == JV_BOOL && rq->p->pool[fi].b && rq->client)
+		rq->client->follow = ai;
+}
+
 static void cmd_health(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
 {
 	const char *t = json_get_str(rq->p, rq->root, "target");
@@ -146,27 +180,6 @@ static void cmd_health(struct ai_state *st, const struct ctl_req *rq, struct jw 
 	jw_obj_begin(w);
 	probe_put_json(st, ai, w);
 	jw_obj_end(w);
-}
-
-static void cmd_logs(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
-{
-	const char *t = json_get_str(rq->p, rq->root, "target");
-	int ai, ni = json_get(rq->p, rq->root, "n"), fi = json_get(rq->p, rq->root, "from");
-	long long n = 100, from = -1;
-	if (!st->cfg) {
-		reply_error(w, "no configuration loaded (%s)", st->degraded);
-		return;
-	}
-	if (!t || (ai = cfg_find_agent(st->cfg, t)) < 0) {
-		reply_error(w, t ? "no agent named \"%.64s\"" : "missing \"target\" (an agent name)%s",
-			    t ? t : "");
-		return;
-	}
-	if (ni >= 0 && rq->p->pool[ni].kind == JV_NUM)
-		n = (long long)rq->p->pool[ni].num;
-	if (fi >= 0 && rq->p->pool[fi].kind == JV_NUM)
-		from = (long long)rq->p->pool[fi].num;
-	logcap_put_json(st, ai, n, from, w);
 }
 
 static void begin_final(struct ai_state *st, enum ai_final f, struct jw *w)
@@ -210,18 +223,18 @@ static const struct {
 	{"status", false, cmd_status},	 {"ping", false, cmd_ping},
 	{"start", true, cmd_start},	 {"stop", true, cmd_stop},
 	{"restart", true, cmd_restart},	 {"poweroff", true, cmd_poweroff},
-	{"reboot", true, cmd_reboot},	 {"health", false, cmd_health},
-	{"logs", false, cmd_logs},
+	{"reboot", true, cmd_reboot},	 {"logs", false, cmd_logs},
+	{"health", false, cmd_health},
 };
 
-size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len, bool admin, char *out,
-		       size_t cap)
+static size_t handle_line(struct ai_state *st, const char *line, size_t len, bool admin,
+			  struct ctl_client *client, char *out, size_t cap)
 {
 	struct jv pool[CTL_MAX_NODES];
 	char sbuf[CTL_MAX_REQ + 1];
 	struct jparse p = {.pool = pool, .cap = CTL_MAX_NODES, .sbuf = sbuf, .scap = sizeof sbuf};
 	struct jw w;
-	struct ctl_req rq = {&p, -1, admin};
+	struct ctl_req rq = {&p, -1, admin, client};
 	const char *cmd;
 	size_t i;
 
@@ -271,6 +284,12 @@ done:
 	return w.len;
 }
 
+size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len, bool admin, char *out,
+		       size_t cap)
+{
+	return handle_line(st, line, len, admin, NULL, out, cap);
+}
+
 /* ---- socket server ---- */
 
 static void client_close(struct ai_state *st, struct ctl_client *c)
@@ -282,6 +301,7 @@ static void client_close(struct ai_state *st, struct ctl_client *c)
 	c->fd = -1;
 	c->inlen = c->outlen = c->outoff = 0;
 	c->skipping = false;
+	c->follow = -1;
 }
 
 /* Write what is pending; returns false when the client was closed. */
@@ -314,8 +334,10 @@ static void client_line(struct ai_state *st, struct ctl_client *c, const char *l
 		client_close(st, c);
 		return;
 	}
-	c->outlen += ctl_handle_line(st, line, len, c->admin, c->out + c->outlen,
-				     CTL_MAX_REPLY - c->outlen);
+	c->outlen += handle_line(st, line, len, c->admin, c, c->out + c->outlen,
+				 CTL_MAX_REPLY - c->outlen);
+	if (c->follow >= 0) /* a follower is not idle while it waits for lines */
+		loop_timer_disarm(&st->loop, &c->idle);
 }
 
 static void on_client(struct ai_state *st, struct loop_src *src, uint32_t ev)
@@ -359,10 +381,37 @@ static void on_client(struct ai_state *st, struct loop_src *src, uint32_t ev)
 			c->skipping = true;
 			c->inlen = 0;
 		}
-		loop_timer_arm_in(&st->loop, &c->idle, CTL_IDLE_MS);
+		if (c->follow < 0)
+			loop_timer_arm_in(&st->loop, &c->idle, CTL_IDLE_MS);
 	}
 	if (c->outlen)
 		client_flush(st, c);
+}
+
+void ctl_log_line(struct ai_state *st, const struct sup_agent *a, const char *line, size_t n)
+{
+	struct ctl_server *s = &st->ctl;
+	if (!s->clients)
+		return;
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &s->clients[i];
+		struct jw w;
+		if (c->fd < 0 || c->follow != a->idx)
+			continue;
+		jw_init(&w, c->out + c->outlen, CTL_MAX_REPLY - c->outlen - 1);
+		jw_obj_begin(&w);
+		jw_kint(&w, "v", CTL_VERSION);
+		jw_key(&w, "log");
+		jw_strn(&w, line, n && line[n - 1] == '\n' ? n - 1 : n);
+		jw_obj_end(&w);
+		if (w.overflow) { /* the follower is not keeping up: drop, count */
+			c->follow_dropped++;
+			continue;
+		}
+		c->outlen += w.len;
+		c->out[c->outlen++] = '\n';
+		client_flush(st, c);
+	}
 }
 
 static void on_idle(struct ai_state *st, struct loop_timer *t)
@@ -445,6 +494,8 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 		return ai_fail(e, "ctl", NULL, ENAMETOOLONG, "socket path %s", path);
 	snprintf(s->path, sizeof s->path, "%s", path);
 	memcpy(sa.sun_path, path, strlen(path));
+	if (!s->scratch && !(s->scratch = malloc(CTL_MAX_REPLY / 2)))
+		return ai_fail(e, "ctl", "malloc", ENOMEM, "reply scratch");
 	if (!s->clients) {
 		s->clients = calloc(CTL_MAX_CLIENTS, sizeof *s->clients);
 		if (!s->clients)
@@ -452,6 +503,7 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 		for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 			struct ctl_client *c = &s->clients[i];
 			c->fd = -1;
+			c->follow = -1;
 			c->in = malloc(CTL_MAX_REQ + 1);
 			c->out = malloc(CTL_MAX_REPLY);
 			if (!c->in || !c->out)
@@ -468,30 +520,36 @@ int ctl_open(struct ai_state *st, const char *path, const char *admin_group, str
 			log_warn("ctl", path, "admin group \"%s\" does not exist; only root may change state",
 				 admin_group);
 	}
+	/* Bind under a temporary name, set its mode, listen, then rename into
+	 * place: a client never sees the socket before it accepts connections
+	 * or with the wrong mode. */
+	char tmp[sizeof sa.sun_path];
+	if (snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid()) >= (int)sizeof tmp)
+		return ai_fail(e, "ctl", NULL, ENAMETOOLONG, "socket path %s", path);
+	memset(sa.sun_path, 0, sizeof sa.sun_path);
+	memcpy(sa.sun_path, tmp, strlen(tmp));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return ai_fail(e, "ctl", "socket", errno, "%s", path);
-	/* Bind and listen under a temporary name, then rename: whoever sees
-	 * the socket at its path can connect (no ECONNREFUSED window). */
-	char tmp[sizeof sa.sun_path];
-	if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
-		return ai_fail(e, "ctl", NULL, ENAMETOOLONG, "socket path %s", path);
-	memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
 	if (unlink(tmp) < 0 && errno != ENOENT)
 		return ai_fail(e, "ctl", "unlink", errno, "stale socket %s", tmp);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
 		return ai_fail(e, "ctl", "bind", errno, "%s", tmp);
 	if (s->admin_gid != (gid_t)-1 && chown(tmp, 0, s->admin_gid) < 0)
-		log_warn("ctl", path, "chown: %s", strerror(errno));
+		log_warn("ctl", tmp, "chown: %s", strerror(errno));
 	/* Anyone who can connect may read: 0666 would widen that to every local
 	 * user; 0660 keeps it to root and the admin group, as DESIGN §8 says.
 	 * Without an admin group the socket is for root only. */
-	if (chmod(tmp, 0660) < 0)
-		return ai_fail(e, "ctl", "chmod", errno, "%s", tmp);
-	if (listen(fd, 64) < 0)
-		return ai_fail(e, "ctl", "listen", errno, "%s", tmp);
-	if (rename(tmp, path) < 0)
-		return ai_fail(e, "ctl", "rename", errno, "%s to %s", tmp, path);
+	if (chmod(tmp, 0660) < 0) {
+		ai_fail(e, "ctl", "chmod", errno, "%s", tmp);
+		unlink(tmp);
+		return -EPERM;
+	}
+	if (listen(fd, 64) < 0 || rename(tmp, path) < 0) {
+		ai_fail(e, "ctl", "listen/rename", errno, "%s", path);
+		unlink(tmp);
+		return -EIO;
+	}
 	if (loop_add(&st->loop, &s->lsrc, fd, EPOLLIN, on_accept, s, e) < 0)
 		return -EIO;
 	s->lfd = ai_take_fd(&fd);
@@ -511,6 +569,8 @@ void ctl_close(struct ai_state *st)
 		free(s->clients);
 		s->clients = NULL;
 	}
+	free(s->scratch);
+	s->scratch = NULL;
 	if (s->lfd >= 0) {
 		loop_del(&st->loop, &s->lsrc);
 		close(s->lfd);

@@ -9,7 +9,8 @@
  * nothing is allocated per request.
  *
  * Version history: 1 = status, start, stop, restart, poweroff, reboot, ping;
- *   then, additively (old clients unaffected): health, logs.
+ *   then, additively (old clients unaffected): health, logs (with follow:
+ *   further {"log": LINE} objects until the client leaves).
  */
 #ifndef AINIT_CTL_H
 #define AINIT_CTL_H
@@ -39,6 +40,8 @@ struct ctl_client {
 	char *in;                /* CTL_MAX_REQ + 1 */
 	char *out;               /* CTL_MAX_REPLY */
 	size_t outlen, outoff;
+	int follow;              /* agent index whose log lines are pushed, -1 */
+	unsigned long follow_dropped; /* lines not sent: the client read too slowly */
 };
 
 struct ctl_server {
@@ -46,6 +49,7 @@ struct ctl_server {
 	struct loop_src lsrc;
 	gid_t admin_gid;         /* (gid_t)-1 = only root */
 	struct ctl_client *clients;
+	char *scratch;           /* CTL_MAX_REPLY / 2: text gathered for a reply */
 	char path[108];
 };
 
@@ -58,5 +62,9 @@ void ctl_close(struct ai_state *st);
  * the socket server and by any other transport (the virtio-serial port). */
 size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len,
 		       bool admin, char *out, size_t cap);
+
+struct sup_agent;
+/* A new log line of an agent: pushed to the clients that follow it. */
+void ctl_log_line(struct ai_state *st, const struct sup_agent *a, const char *line, size_t n);
 
 #endif

@@ -295,6 +295,7 @@ static void read_agent(struct reader *r, const char *name, struct cfg_pos pos,
 				continue;
 			}
 			r->ndeps_total += (int)v->n;
+			ag->ndeps = 0; /* a repeated key (reported) replaces the list, as YAML would */
 			for (size_t j = 0; j < v->n; j++) {
 				const struct ct_node *it = v->items[j];
 				if (it->kind != CT_SCALAR) {

@@ -1,18 +1,10 @@
-/* logcap: every agent's stdout and stderr.
- *
- * One pipe per stream per agent, made at load and kept across restarts (the
- * write ends are handed to each spawn). The loop reads them non-blocking,
- * at most LOGCAP_READ_MAX bytes per stream per wakeup, so a chatty agent
- * costs CPU but never blocks the supervisor or starves another agent.
- * Lines get a UTC time stamp and the stream, go into the agent's in-memory
- * ring (LOGCAP_RING bytes, sized at load, oldest lines dropped) and to
- * DIR/AGENT.log, where DIR is the `logs` volume (data_dir/logs) or
- * STATE_DIR/logs. A file past its share of the budget is rotated
- * (AGENT.log -> AGENT.log.1 ... .LOGCAP_KEEP); the share is
- * LOGCAP_BUDGET / agents / (LOGCAP_KEEP + 1), clamped to [64 KiB, 4 MiB],
- * so all files together stay under the global budget.
- *
- * Never allocates after logcap_init; never blocks on a pipe.
+/* logcap: each agent's stdout and stderr. One pipe per stream per agent,
+ * made once at start: the read end sits in the loop (non-blocking, bounded
+ * work per wakeup), the write end is given to every run of the agent. Lines
+ * are time-stamped into a per-agent ring buffer (sized at start; `ctl logs`
+ * reads it) and appended to <state-dir>/logs/<agent>.log, rotated by size
+ * under a global budget. A chatty agent fills its own pipe and waits; it
+ * never blocks the supervisor or another agent.
  */
 #ifndef AINIT_LOGCAP_H
 #define AINIT_LOGCAP_H
@@ -22,46 +14,48 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "loop.h"
 
-#define LOGCAP_RING (16 * 1024)
-#define LOGCAP_LINE_MAX 2048
-#define LOGCAP_READ_MAX (64 * 1024)
-#define LOGCAP_KEEP 3
-#define LOGCAP_BUDGET (256ull * 1024 * 1024)
+#define LOGCAP_RING (16 * 1024)       /* per agent, in memory */
+#define LOGCAP_LINE 4096              /* longer lines are split */
+#define LOGCAP_BUDGET (256ull << 20)  /* all log files together */
+#define LOGCAP_KEEP 3                 /* rotated files per agent */
+#define LOGCAP_FILE_MAX (8ull << 20)  /* per file, before the budget's share */
 
 struct ai_state;
-struct jw;
+struct sup_agent;
 
-/* The ring: whole lines, '\n'-terminated; oldest dropped to make room. */
-struct logcap_ring {
-	char *buf;
-	size_t cap, head, len;   /* bytes [head-len, head) mod cap are valid */
-	uint64_t first_seq;      /* sequence number of the oldest line kept */
-	uint64_t next_seq;       /* sequence number the next line gets */
+struct logcap_stream {
+	struct loop_src src;
+	int rfd, wfd;
+	size_t partial;          /* bytes of an unfinished line in buf */
+	char buf[LOGCAP_LINE];
+	bool is_err;
 };
 
-void logcap_ring_init(struct logcap_ring *r, char *buf, size_t cap);
-/* Append one line (without '\n'; it is added). Longer than cap-1: cut. */
-void logcap_ring_put(struct logcap_ring *r, const char *line, size_t n);
-/* Visit lines with seq >= from (oldest first), at most max of them;
- * returns how many were visited. */
-typedef bool (*logcap_visit)(void *ctx, uint64_t seq, const char *line, size_t n);
-size_t logcap_ring_each(const struct logcap_ring *r, uint64_t from, size_t max,
-			logcap_visit fn, void *ctx);
+struct logcap {
+	struct logcap_stream out, err;
+	char *ring;              /* LOGCAP_RING bytes of text lines */
+	size_t head, used;       /* write position, bytes used */
+	int filefd;
+	uint64_t file_bytes, file_max;
+	uint64_t lines, dropped;
+	char path[256];
+};
 
-/* "DIR/AGENT.log" for n = 0, "DIR/AGENT.log.N" otherwise. Pure. */
-int logcap_file_name(char *buf, size_t cap, const char *dir, const char *agent, int n);
-/* Per-file size limit for nagents under budget. Pure. */
-uint64_t logcap_file_max(uint64_t budget, int nagents);
-/* "2026-11-25T16:05:01.123Z" for a CLOCK_REALTIME time in ms. Pure. */
-void logcap_stamp(char *buf, size_t cap, uint64_t realtime_ms);
-
+/* Make the pipes, ring and file of every agent; registers the read ends. */
 int logcap_init(struct ai_state *st, struct ai_err *e);
 void logcap_fini(struct ai_state *st);
-/* The write ends for agent idx's next spawn; false when not captured. */
-bool logcap_fds(struct ai_state *st, int idx, int *out_fd, int *err_fd);
-/* ctl logs: the last n lines, or (from >= 0) the lines from seq `from` on;
- * the reply's "next" is the `from` of the following request (-f). */
-void logcap_put_json(struct ai_state *st, int idx, long long n, long long from, struct jw *w);
+/* The write ends an agent's stdout/stderr get (-1 when unavailable). */
+int logcap_out_fd(const struct sup_agent *a);
+int logcap_err_fd(const struct sup_agent *a);
+/* Append a line ainit itself says about the agent ("started", "exited"). */
+void logcap_note(struct ai_state *st, struct sup_agent *a, const char *text);
+/* Copy the last n lines (oldest first) into out; returns bytes written. */
+size_t logcap_tail(const struct sup_agent *a, unsigned n, char *out, size_t cap);
+/* Pure, for tests: keep the last `cap` bytes of text in a ring. */
+void logcap_ring_put(char *ring, size_t cap, size_t *head, size_t *used, const char *s, size_t n);
+size_t logcap_ring_tail(const char *ring, size_t cap, size_t head, size_t used, unsigned n,
+			char *out, size_t outcap);
 
 #endif

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "logcap.h"
 #include "probe.h"
+#include "sandbox.h"
 #include "state.h"
 #include "util.h"
 #include "vport.h"
@@ -230,13 +231,14 @@ static void start_supervision(struct ai_state *st)
 	if (sup_init(st, &e) < 0) {
 		log_error(&e);
 		snprintf(st->degraded, sizeof st->degraded, "cannot set up supervision: %.200s", e.msg);
+		logcap_fini(st);
 		sup_fini(st);
 		cfg_free(st->cfg);
 		st->cfg = NULL;
 		return;
 	}
 	if (logcap_init(st, &e) < 0)
-		log_error(&e); /* without capture agents write to ainit's stdout */
+		log_error(&e); /* agents without capture write to /dev/null */
 	if (probe_init(st, &e) < 0)
 		log_error(&e); /* agents still run; their checks report the failure */
 	log_info("run", NULL, "supervising %d agents in %d groups", st->cfg->nagents,
@@ -250,6 +252,7 @@ int cmd_run(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"state-dir", required_argument, NULL, 'd'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"sandbox", no_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -259,9 +262,11 @@ int cmd_run(int argc, char **argv)
 	struct ai_err e = {0};
 	char path[256];
 	const char *state_dir = DEFAULT_STATE_DIR;
+	bool sandbox = false;
+	struct sbx_sup sbx;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:d:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:vsh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (nfiles == (int)AI_ARRAY_SIZE(files)) {
@@ -272,16 +277,17 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'd': state_dir = optarg; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
+		case 's': sandbox = true; break;
 		case 'h':
-			printf("usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR]\n");
+			printf("usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR] [--sandbox]\n");
 			return 0;
 		default:
-			fprintf(stderr, "usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR]\n");
+			fprintf(stderr, "usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR] [--sandbox]\n");
 			return 2;
 		}
 	}
 	if (!nfiles || optind != argc) {
-		fprintf(stderr, "usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR]\n");
+		fprintf(stderr, "usage: ainit run --config FILE [--config OVERRIDE...] [--state-dir DIR] [--sandbox]\n");
 		return 2;
 	}
 	int rc = 1;
@@ -314,22 +320,48 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	log_info("run", NULL, "control socket %s", path);
+	/* --sandbox: every group in its sandbox, as under PID 1 (sandbox.h). */
+	if (sandbox) {
+		if (sbx_sup_init(&sbx, st->cfg, files[0], state_dir, &e) < 0) {
+			log_error(&e);
+			goto out;
+		}
+		st->sbx = &sbx;
+	}
 	start_supervision(st);
 	rc = supervise_loop(st) < 0 ? 1 : 0;
 	ctl_close(st);
 	kill_leftovers(st);
+	if (st->sbx)
+		sbx_sup_fini(st->sbx);
+	st->sbx = NULL;
 	log_info("run", NULL, "all agents stopped; %llu orphans reaped",
 		 (unsigned long long)st->orphans_reaped);
 out:
 	ctl_close(st);
-	probe_fini(st);
 	logcap_fini(st);
+	probe_fini(st);
 	sup_fini(st);
 	cfg_free(st->cfg);
 	loop_fini(&st->loop);
 	if (st->sigfd >= 0)
 		close(st->sigfd);
 	return rc;
+}
+
+static bool cmdline_has(const char *word)
+{
+	char buf[4096];
+	FILE *f = fopen("/proc/cmdline", "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+		if (!strcmp(t, word))
+			return true;
+	return false;
 }
 
 int run_pid1(int argc, char **argv)
@@ -362,6 +394,17 @@ int run_pid1(int argc, char **argv)
 		log_error(&e);
 	if (vport_open(st, &e) < 0)
 		log_error(&e);
+	/* Every group in its sandbox, unless the kernel command line says
+	 * ainit.sandbox=0 (a debugging escape, said loudly). */
+	struct sbx_sup sbx1; /* run_pid1 never returns: lives as long as PID 1 */
+	if (st->cfg && !cmdline_has("ainit.sandbox=0")) {
+		if (sbx_sup_init(&sbx1, st->cfg, PID1_CONFIG, DEFAULT_STATE_DIR, &e) < 0)
+			log_error(&e);
+		else
+			st->sbx = &sbx1;
+	} else if (st->cfg) {
+		log_warn("run", NULL, "ainit.sandbox=0: agents run WITHOUT their sandboxes");
+	}
 	start_supervision(st);
 	for (;;) {
 		supervise_loop(st);

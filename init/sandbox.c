@@ -24,6 +24,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "gpu.h"
+#include "log.h"
 #include "netns.h"
 #include "seccomp.h"
 #include "util.h"
@@ -655,6 +656,32 @@ fail:
 }
 
 /* The agent child: never returns. */
+/* In an agent child: the security steps, in their order (DESIGN §5).
+ * Shared by `ainit sandbox` and the supervisor (sbx_child_setup). */
+static int enter_sandbox(const struct sbx_group *s, const char *agent, uid_t uid, gid_t gid,
+			 const gid_t *groups, int ngroups, struct ai_err *e)
+{
+	if (setns(s->holder_pidfd, s->nsflags) < 0)
+		return ai_fail(e, "sandbox", "setns", errno, "group %s: agent %s", s->name, agent);
+	/* 1. rlimits: none in schema v1 beyond what the supervisor has. */
+	/* 2. no_new_privs: nothing exec'd may gain privileges (setuid bits,
+	 *    file capabilities); seccomp needs it once caps are gone. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return ai_fail(e, "sandbox", "prctl(NO_NEW_PRIVS)", errno, "group %s: agent %s",
+			       s->name, agent);
+	/* 3. users: keep the permitted set across setresuid for step 4. */
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups((size_t)ngroups, groups) < 0 ||
+	    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return ai_fail(e, "sandbox", "setresuid", errno, "group %s: agent %s: uid %u gid %u",
+			       s->name, agent, (unsigned)uid, (unsigned)gid);
+	/* 4. capabilities: exactly the list, also for root. */
+	if (caps_apply(s->caps, e) < 0) {
+		err_prefix(e, s->name, agent);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, const struct sbx_exec *x,
 						 int wfd, uid_t uid, gid_t gid, const gid_t *groups,
 						 int ngroups, const char *home)
@@ -663,10 +690,6 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 	struct ai_err e = {0};
 	sigset_t empty;
 
-	if (setns(s->holder_pidfd, s->nsflags) < 0) {
-		ai_fail(&e, "sandbox", "setns", errno, "group %s: agent %s", s->name, agent);
-		child_fail(wfd, &e, 127);
-	}
 	for (int i = 0; i < 3; i++) {
 		if (x->stdio[i] >= 0 && x->stdio[i] != i && dup2(x->stdio[i], i) < 0) {
 			ai_fail(&e, "sandbox", "dup2", errno, "group %s: agent %s: fd %d", s->name, agent, i);
@@ -677,26 +700,8 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&empty);
-
-	/* 1. rlimits: none in schema v1 beyond what the supervisor has. */
-	/* 2. no_new_privs: nothing exec'd may gain privileges (setuid bits,
-	 *    file capabilities); seccomp needs it once caps are gone. */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		ai_fail(&e, "sandbox", "prctl(NO_NEW_PRIVS)", errno, "group %s: agent %s", s->name, agent);
+	if (enter_sandbox(s, agent, uid, gid, groups, ngroups, &e) < 0)
 		child_fail(wfd, &e, 127);
-	}
-	/* 3. users: keep the permitted set across setresuid for step 4. */
-	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups((size_t)ngroups, groups) < 0 ||
-	    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-		ai_fail(&e, "sandbox", "setresuid", errno, "group %s: agent %s: uid %u gid %u", s->name,
-			agent, (unsigned)uid, (unsigned)gid);
-		child_fail(wfd, &e, 127);
-	}
-	/* 4. capabilities: exactly the list, also for root. */
-	if (caps_apply(s->caps, &e) < 0) {
-		err_prefix(&e, s->name, agent);
-		child_fail(wfd, &e, 127);
-	}
 	if (chdir(x->cwd ? x->cwd : "/") < 0) {
 		ai_fail(&e, "sandbox", "chdir", errno, "group %s: agent %s: working_dir %s", s->name,
 			agent, x->cwd ? x->cwd : "/");
@@ -753,6 +758,68 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 	child_fail(wfd, &e, errno == ENOENT ? 127 : 126);
 }
 
+int sbx_pidns_enter(const struct sbx_group *s, struct ai_err *e)
+{
+	if (setns(s->holder_pidfd, CLONE_NEWPID) < 0)
+		return ai_fail(e, "sandbox", "setns(pid)", errno, "group %s", s->name);
+	return 0;
+}
+
+void sbx_pidns_leave(const struct sbx_group *s)
+{
+	/* Our own namespace: cannot fail short of a kernel bug; were it to,
+	 * the next plain child would land in this group, so say it. */
+	if (setns(s->own_pidns, CLONE_NEWPID) < 0)
+		log_err("sandbox", s->name, "setns back to our own pid namespace: %s", strerror(errno));
+}
+
+int sbx_child_setup(void *data, struct ai_err *e)
+{
+	struct sbx_child *c = data;
+	if (c->bind_root) {
+		/* runc: its rootfs is the appliance root, bound in a mount
+		 * namespace of the runc process's own. */
+		char rfs[PATH_MAX + 16];
+		snprintf(rfs, sizeof rfs, "%s/rootfs", c->bundle);
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("/", rfs, NULL, MS_BIND, NULL) < 0)
+			return ai_fail(e, "sandbox", "bind / on rootfs", errno, "agent %s: %s", c->agent, rfs);
+		return 0;
+	}
+	int r = enter_sandbox(c->s, c->agent, c->uid, c->gid, c->groups, c->ngroups, e);
+	if (r < 0)
+		return r;
+	/* seccomp last; what follows in spawn.c (chdir, exec) is allowed. */
+	if (!c->s->unconfined && scf_apply(&c->s->seccomp, e) < 0) {
+		err_prefix(e, c->s->name, c->agent);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The agent's uid, gid and groups from the group root's files. */
+int sbx_resolve_user(const struct sbx_group *s, const char *agent, const char *user,
+			uid_t *uid, gid_t *gid, gid_t *groups, int *ngroups, char *home,
+			size_t homelen, struct ai_err *e)
+{
+	*uid = 0, *gid = 0;
+	if (!user || !strcmp(user, "root")) {
+		*ngroups = 0;
+		snprintf(home, homelen, "/root");
+		return 0;
+	}
+	AI_AUTOFREE char *pw = sbx_read_root_file(s->root, "/etc/passwd");
+	AI_AUTOFREE char *gr = sbx_read_root_file(s->root, "/etc/group");
+	if (!pw || !gr)
+		return ai_fail(e, "sandbox", "read /etc/passwd", ENOMEM, "group %s", s->name);
+	int r = sbx_lookup_user(pw, gr, user, uid, gid, groups, ngroups, home, homelen);
+	if (r < 0)
+		return ai_fail(e, "sandbox", "user", -r, "group %s: agent %s: user \"%s\" %s in %s/etc/passwd",
+			       s->name, agent, user, r == -ENOENT ? "not found" : "malformed",
+			       strcmp(s->root, "/") ? s->root : "");
+	return 0;
+}
+
 int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 	      struct ai_err *e)
 {
@@ -769,21 +836,9 @@ int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 	if (!s->holder)
 		return ai_fail(e, "sandbox", "spawn", ESRCH, "group %s: agent %s: sandbox not prepared",
 			       s->name, agent);
-	if (x->user && strcmp(x->user, "root")) {
-		AI_AUTOFREE char *pw = sbx_read_root_file(s->root, "/etc/passwd");
-		AI_AUTOFREE char *gr = sbx_read_root_file(s->root, "/etc/group");
-		if (!pw || !gr)
-			return ai_fail(e, "sandbox", "read /etc/passwd", ENOMEM, "group %s", s->name);
-		int r = sbx_lookup_user(pw, gr, x->user, &uid, &gid, groups, &ngroups, home, sizeof home);
-		if (r < 0)
-			return ai_fail(e, "sandbox", "user", -r,
-				       "group %s: agent %s: user \"%s\" %s in %s/etc/passwd", s->name,
-				       agent, x->user, r == -ENOENT ? "not found" : "malformed",
-				       strcmp(s->root, "/") ? s->root : "");
-	} else {
-		ngroups = 0;
-		snprintf(home, sizeof home, "/root");
-	}
+	int r = sbx_resolve_user(s, agent, x->user, &uid, &gid, groups, &ngroups, home, sizeof home, e);
+	if (r < 0)
+		return r;
 
 	if (pipe2(st, O_CLOEXEC | O_NONBLOCK) < 0)
 		return ai_fail(e, "sandbox", "pipe2", errno, "group %s: agent %s", s->name, agent);

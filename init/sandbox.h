@@ -109,6 +109,59 @@ int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid
 /* ROOT/REL whole, malloc'd ("" when missing; NULL on ENOMEM). */
 char *sbx_read_root_file(const char *root, const char *rel);
 
+/* --- the supervisor's side (sandbox_sup.c) ----------------------------
+ * `ainit run`/PID 1 keep one struct sbx_sup; each agent start goes through
+ * spawn.c with the request pointed at the group's sandbox:
+ *   sbx_sup_init() after the config is loaded; sbx_sup_spawn_req() before
+ *   every spawn_start() (prepares the group on first use, or again when
+ *   its holder died); sbx_sup_kill_group() to stop a group for sure;
+ *   sbx_sup_fini() at the end. */
+struct spawn_req;
+
+#define SBX_MAX_GROUPS_PER_USER 64
+
+struct sbx_sup {
+	struct sbx_group *groups;   /* parallel to cfg->groups; holder 0 = not prepared */
+	int ngroups;
+	struct cg_base *cg;         /* NULL: no cgroup v2 (said once) */
+	struct sbx_opts o;
+	const char *dirs[3];
+	char sdir[PATH_MAX];
+	const char *state_dir;
+	unsigned long seq;          /* unique runc container ids */
+};
+
+/* What the agent child needs, kept by the caller across spawn_start(). */
+struct sbx_child {
+	struct sbx_group *s;
+	const char *agent;
+	uid_t uid;
+	gid_t gid, groups[SBX_MAX_GROUPS_PER_USER];
+	int ngroups;
+	char bundle[PATH_MAX];      /* runtime: runc */
+	char id[128];
+	char *argv[6];
+	bool bind_root;
+};
+
+int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *config_path,
+		 const char *state_dir, struct ai_err *e);
+void sbx_sup_fini(struct sbx_sup *x);
+/* Point REQ (argv, envp already set for agent AI) at its group's sandbox:
+ * cgroup_fd, sandbox (pid namespace), child_setup/child_data = C. */
+int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
+		      struct sbx_child *c, struct spawn_req *req, struct ai_err *e);
+/* The agent's ids from the group root's /etc/passwd and /etc/group. */
+int sbx_resolve_user(const struct sbx_group *s, const char *agent, const char *user, uid_t *uid,
+		     gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen,
+		     struct ai_err *e);
+int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e);
+/* spawn.c: the child_setup hook (in the child, after its fds are set),
+ * and the pid namespace the child is born in (around clone3). */
+int sbx_child_setup(void *c, struct ai_err *e);
+int sbx_pidns_enter(const struct sbx_group *s, struct ai_err *e);
+void sbx_pidns_leave(const struct sbx_group *s);
+
 /* `ainit sandbox --config FILE GROUP -- CMD [ARGS...]` */
 int cmd_sandbox(int argc, char **argv);
 

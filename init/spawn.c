@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sandbox.h"
 #include "util.h"
 
 static pid_t sys_clone3(struct clone_args *args)
@@ -147,7 +148,17 @@ int spawn_start(const struct spawn_req *r, struct spawn_result *out, struct ai_e
 		args.flags |= CLONE_INTO_CGROUP;
 		args.cgroup = (uint64_t)r->cgroup_fd;
 	}
+	if (r->sandbox && sbx_pidns_enter(r->sandbox, e) < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -EINVAL;
+	}
 	pid = sys_clone3(&args);
+	if (r->sandbox && pid != 0) {
+		int err = errno;
+		sbx_pidns_leave(r->sandbox);
+		errno = err;
+	}
 	if (pid < 0) {
 		int err = errno;
 		close(pfd[0]);

@@ -13,6 +13,8 @@
 
 #include "err.h"
 
+struct sbx_group;
+
 struct spawn_req {
 	const char *const *argv;
 	char *const *envp;
@@ -24,6 +26,9 @@ struct spawn_req {
 	int (*child_setup)(void *data, struct ai_err *e);
 	void *child_data;
 	int cgroup_fd;         /* >= 0: clone3(CLONE_INTO_CGROUP) */
+	/* Non-NULL: the child is born in this group sandbox's pid namespace
+	 * (sandbox.h; child_setup joins the rest). */
+	const struct sbx_group *sandbox;
 };
 
 struct spawn_result {

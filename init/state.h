@@ -14,7 +14,7 @@
 #include "vport.h"
 
 struct probe_tab;
-struct logcap;
+struct sbx_sup;
 
 enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
 enum ai_final { FINAL_EXIT, FINAL_POWEROFF, FINAL_REBOOT };
@@ -36,9 +36,9 @@ struct ai_state {
 	uint64_t started_ms;
 	uint64_t orphans_reaped;
 	struct probe_tab *probes;   /* probe.c: health checks, remote dependencies */
-	struct logcap *logs;        /* logcap.c: agents' stdout/stderr */
 	int console_fd;             /* PID 1: /dev/console (boot.c), else -1 */
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
+	struct sbx_sup *sbx;        /* non-NULL: groups run in their sandbox (sandbox.h) */
 };
 
 #endif

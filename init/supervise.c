@@ -15,6 +15,7 @@
 #include "log.h"
 #include "logcap.h"
 #include "probe.h"
+#include "sandbox.h"
 #include "spawn.h"
 #include "state.h"
 #include "util.h"
@@ -166,15 +167,11 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 		.envp = a->envp,
 		.cwd = a->cfg->working_dir,
 		.in_fd = -1,
-		.out_fd = st->pid1 ? -1 : 1,
-		.err_fd = st->pid1 ? -1 : 2,
+		.out_fd = logcap_out_fd(a),
+		.err_fd = logcap_err_fd(a),
 		.what = a->cfg->name,
 		.cgroup_fd = -1,
 	};
-	if (st->pid1) /* PID 1's stdout is the console: agents share it */
-		req.out_fd = req.err_fd = 1;
-	/* captured: ring buffer, files, `ainit ctl logs` */
-	logcap_fds(st, a->idx, &req.out_fd, &req.err_fd);
 	if (!deps_ready(st, a)) {
 		set_state(st, a, SUP_WAITING);
 		return;
@@ -182,6 +179,14 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 	a->exec_failed = false;
 	a->kill_sent = false;
 	a->restart_pending = false;
+	struct sbx_child sc; /* read by the child of spawn_start() */
+	if (st->sbx && sbx_sup_spawn_req(st->sbx, st->cfg, a->idx, &sc, &req, &e) < 0) {
+		log_error(&e);
+		a->reason = SR_EXEC;
+		ai_err_str(&e, a->reason_text, sizeof a->reason_text);
+		set_state(st, a, SUP_FAILED);
+		return;
+	}
 	if (spawn_start(&req, &r, &e) < 0) {
 		log_error(&e);
 		a->reason = SR_EXEC;
@@ -201,6 +206,11 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 		close_exec(st, a);
 	}
 	log_info("supervise", a->cfg->name, "started, pid %d", (int)a->pid);
+	{
+		char note[64];
+		snprintf(note, sizeof note, "ainit: started, pid %d", (int)a->pid);
+		logcap_note(st, a, note);
+	}
 	set_state(st, a, SUP_STARTING);
 }
 
@@ -283,6 +293,11 @@ static void on_exit_ev(struct ai_state *st, struct sup_agent *a)
 			 ai_signal_name(a->cfg->stop.signal));
 	}
 	log_info("supervise", a->cfg->name, "%s", a->reason_text);
+	{
+		char note[300];
+		snprintf(note, sizeof note, "ainit: %s", a->reason_text);
+		logcap_note(st, a, note);
+	}
 
 	if (st->phase != PHASE_RUN || !a->want_up) {
 		if (prev == SUP_STOPPING && !a->kill_sent && a->reason != SR_EXEC)

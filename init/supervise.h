@@ -81,6 +81,7 @@ struct sup_agent {
 	bool exec_failed;        /* this run never reached exec */
 	bool restart_pending;    /* stopping in order to start again */
 	char **envp;             /* built once at sup_init */
+	struct logcap *log;      /* stdout/stderr capture (logcap.c) */
 };
 
 int sup_init(struct ai_state *st, struct ai_err *e);

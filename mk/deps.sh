@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libyaml-dev libseccomp-dev libcap-dev libkmod-dev
       libzmq3-dev libcmocka-dev python3 python3-pytest python3-zmq python3-yaml
       qemu-system-x86 cpio zstd busybox-static kmod iproute2 runc
-      redis-server nats-server)
+      redis-server nats-server
+      clang libclang-rt-14-dev hyperfine)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

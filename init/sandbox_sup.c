@@ -1,0 +1,153 @@
+/* The supervisor's side of the sandbox: one struct sbx_sup for `ainit run`
+ * and PID 1; groups are prepared on their first agent's start (and again
+ * when their holder died); each start goes through spawn.c with the
+ * request pointed at the group's sandbox (sandbox.h). */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "log.h"
+#include "oci.h"
+#include "spawn.h"
+#include "util.h"
+
+int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *config_path,
+		 const char *state_dir, struct ai_err *e)
+{
+	struct ai_err ce = {0};
+	char name[64];
+	memset(x, 0, sizeof *x);
+	x->state_dir = state_dir;
+	x->ngroups = cfg->ngroups;
+	x->groups = calloc((size_t)(cfg->ngroups ? cfg->ngroups : 1), sizeof *x->groups);
+	if (!x->groups)
+		return ai_fail(e, "sandbox", "calloc", ENOMEM, "%d groups", cfg->ngroups);
+	for (int i = 0; i < cfg->ngroups; i++)
+		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns = -1;
+	/* Profiles: next to the config (configs/seccomp/), then /etc/ainit/seccomp. */
+	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
+	snprintf(x->sdir, sizeof x->sdir, "%.*s/seccomp", slash ? (int)(slash - config_path) : 1,
+		 slash ? config_path : ".");
+	x->dirs[0] = x->sdir;
+	x->dirs[1] = "/etc/ainit/seccomp";
+	x->dirs[2] = NULL;
+	x->cg = calloc(1, sizeof *x->cg);
+	if (!x->cg) {
+		free(x->groups);
+		return ai_fail(e, "sandbox", "calloc", ENOMEM, "cgroup base");
+	}
+	/* PID 1 owns the whole hierarchy; `ainit run` a directory of its own. */
+	if (getpid() == 1)
+		snprintf(name, sizeof name, "ainit");
+	else
+		snprintf(name, sizeof name, "ainit.%d", (int)getpid());
+	if (cg_open_base(x->cg, name, &ce) < 0) {
+		log_warn("sandbox", NULL, "%s: groups run without a cgroup (no limits, no device program)",
+			 ce.msg);
+		free(x->cg);
+		x->cg = NULL;
+	}
+	x->o = (struct sbx_opts){.root = NULL, .state_dir = state_dir, .seccomp_dirs = x->dirs,
+				 .cg = x->cg};
+	return 0;
+}
+
+void sbx_sup_fini(struct sbx_sup *x)
+{
+	for (int i = 0; i < x->ngroups; i++)
+		if (x->groups[i].holder)
+			sbx_teardown(&x->groups[i]);
+	free(x->groups);
+	x->groups = NULL;
+	x->ngroups = 0;
+	if (x->cg) {
+		cg_close_base(x->cg);
+		free(x->cg);
+		x->cg = NULL;
+	}
+}
+
+static bool holder_alive(const struct sbx_group *s)
+{
+	struct pollfd p = {s->holder_pidfd, POLLIN, 0};
+	return s->holder && s->holder_pidfd >= 0 && poll(&p, 1, 0) == 0;
+}
+
+static int runc_req(struct sbx_sup *x, const struct ai_config *cfg, int ai, struct sbx_child *c,
+		    struct spawn_req *req, struct ai_err *e)
+{
+	const struct cfg_agent *a = &cfg->agents[ai];
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/oci", x->state_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return ai_fail(e, "sandbox", "mkdir", errno, "agent %s: %s", a->name, dir);
+	snprintf(c->bundle, sizeof c->bundle, "%s/oci/%s", x->state_dir, a->name);
+	struct oci_opts oo = {.root = x->o.root, .state_dir = x->state_dir,
+			      .seccomp_dirs = x->dirs, .argv = (char *const *)a->command.v,
+			      .envp = req->envp, .user = a->user};
+	int r = oci_export(cfg, a->group, &oo, c->bundle, e);
+	if (r < 0)
+		return r;
+	snprintf(c->id, sizeof c->id, "ainit-%s-%d-%lu", a->name, (int)getpid(), ++x->seq);
+	c->argv[0] = (char *)"runc";
+	c->argv[1] = (char *)"run";
+	c->argv[2] = (char *)"--bundle";
+	c->argv[3] = c->bundle;
+	c->argv[4] = c->id;
+	c->argv[5] = NULL;
+	c->agent = a->name;
+	c->bind_root = !x->o.root || !strcmp(x->o.root, "/");
+	req->argv = (const char *const *)c->argv;
+	req->cwd = NULL;
+	req->child_setup = c->bind_root ? sbx_child_setup : NULL;
+	req->child_data = c;
+	return 0;
+}
+
+int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
+		      struct sbx_child *c, struct spawn_req *req, struct ai_err *e)
+{
+	const struct cfg_agent *a = &cfg->agents[ai];
+	struct sbx_group *s = &x->groups[a->group];
+	char home[PATH_MAX];
+	int r;
+
+	memset(c, 0, sizeof *c);
+	if (cfg->groups[a->group].runtime == RT_RUNC)
+		return runc_req(x, cfg, ai, c, req, e);
+	if (s->holder && !holder_alive(s)) {
+		log_warn("sandbox", s->name, "holder %d is gone: rebuilding the group's sandbox",
+			 (int)s->holder);
+		sbx_teardown(s);
+	}
+	if (!s->holder && (r = sbx_prepare(s, cfg, a->group, &x->o, e)) < 0)
+		return r;
+	c->s = s;
+	c->agent = a->name;
+	c->ngroups = SBX_MAX_GROUPS_PER_USER;
+	/* The same lookup `ainit sandbox` makes (sandbox.c). */
+	if ((r = sbx_resolve_user(s, a->name, a->user, &c->uid, &c->gid, c->groups, &c->ngroups,
+				  home, sizeof home, e)) < 0)
+		return r;
+	req->sandbox = s;
+	req->cgroup_fd = s->cgfd;
+	req->child_setup = sbx_child_setup;
+	req->child_data = c;
+	return 0;
+}
+
+int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e)
+{
+	if (gi < 0 || gi >= x->ngroups || !x->groups[gi].holder)
+		return 0;
+	return sbx_kill(&x->groups[gi], e);
+}

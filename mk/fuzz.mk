@@ -1,0 +1,40 @@
+# fuzz: libFuzzer harness for the config loader and checker (fuzz/config_fuzz.c).
+#   make fuzz                 build, seed the corpus, run FUZZ_TIME seconds (default 600)
+#   make fuzz-smoke           the same for FUZZ_SMOKE_TIME seconds (default 45); part of make check
+# The corpus grows in $(BUILD)/fuzz/corpus; crashes land in $(BUILD)/fuzz/ as crash-*.
+FUZZ_CC         ?= clang
+FUZZ_TIME       ?= 600
+FUZZ_SMOKE_TIME ?= 45
+FUZZ_DIR        := $(BUILD)/fuzz
+FUZZ_SRCS       := $(addprefix init/,cfgtree.c config.c check.c legacy.c import.c export_compose.c \
+                     diag.c util.c err.c log.c gpu.c)
+FUZZ_SEEDS      := $(wildcard configs/*.yaml configs/import/*.yaml tests/fuzz-seeds/*) \
+                   $(wildcard ../shared/fixtures/seed-era/*/*.yaml ../shared/fixtures/seed-era/compose/*/*.yml)
+FUZZ_FLAGS      := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                   -fno-omit-frame-pointer -g -O1
+
+.PHONY: fuzz fuzz-smoke fuzz-build
+fuzz-build: $(FUZZ_DIR)/config_fuzz
+
+$(FUZZ_DIR)/config_fuzz: fuzz/config_fuzz.c $(FUZZ_SRCS) $(wildcard init/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-unused-command-line-argument -Iinit $(FUZZ_FLAGS) \
+	  $(PKG_CFLAGS) -o $@ fuzz/config_fuzz.c $(FUZZ_SRCS) $(PKG_LIBS) -ldl
+
+$(FUZZ_DIR)/corpus/.seeded: $(FUZZ_SEEDS)
+	@mkdir -p $(@D)
+	@for f in $(FUZZ_SEEDS); do cp "$$f" "$(@D)/seed-$$(echo $$f | tr / _)"; done
+	@touch $@
+
+# -rss_limit_mb: the harness keeps nothing between inputs; -timeout: a hang is a finding
+FUZZ_RUN = cd $(FUZZ_DIR) && ./config_fuzz -rss_limit_mb=1024 -timeout=10 -max_len=65536 \
+	-dict=$(abspath fuzz/config.dict) -print_final_stats=1 corpus
+
+fuzz: $(FUZZ_DIR)/config_fuzz $(FUZZ_DIR)/corpus/.seeded
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_TIME)
+
+fuzz-smoke: $(FUZZ_DIR)/config_fuzz $(FUZZ_DIR)/corpus/.seeded
+	@if ! command -v $(FUZZ_CC) >/dev/null; then echo "fuzz-smoke: skipped ($(FUZZ_CC) not installed)"; exit 0; fi
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_SMOKE_TIME)
+
+check: fuzz-smoke
