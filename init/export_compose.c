@@ -171,8 +171,7 @@ static void depends(FILE *f, const struct ai_config *c, const struct cfg_agent *
 		}
 }
 
-static void group_settings(FILE *f, const struct ai_config *c, const struct cfg_group *g,
-			   bool *bridge)
+static void group_settings(FILE *f, const struct cfg_group *g, bool *bridge)
 {
 	if (g->network == NET_HOST)
 		fputs("    network_mode: host\n", f);
@@ -234,7 +233,6 @@ static void group_settings(FILE *f, const struct ai_config *c, const struct cfg_
 		}
 		fputs("              capabilities: [gpu]\n", f);
 	}
-	(void)c;
 }
 
 int exp_compose(const struct ai_config *c, FILE *f)
@@ -305,7 +303,7 @@ int exp_compose(const struct ai_config *c, FILE *f)
 						a->health_port);
 				fputs("]\n", f);
 			}
-			group_settings(f, c, gr, &bridge);
+			group_settings(f, gr, &bridge);
 			depends(f, c, a);
 			healthcheck(f, a);
 			fprintf(f, "    restart: %s\n",
