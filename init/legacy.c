@@ -832,44 +832,17 @@ static void check_deps(const struct lg_file *f, struct diag_list *d)
 
 static void check_health(const struct lg_file *f, const struct chk_opts *o, struct diag_list *d)
 {
-	int count[4] = {0}, first[4] = {-1, -1, -1, -1};
+	struct chk_hp *v = malloc(((size_t)f->nagents + 1) * sizeof *v);
+	if (!v) {
+		d->oom = true;
+		return;
+	}
 	for (int i = 0; i < f->nagents; i++) {
 		const struct lg_agent *a = &f->agents[i];
-		if (!a->port || !a->hp)
-			continue;
-		int r = chk_health_rule(a->port, a->hp);
-		count[r]++;
-		if (first[r] < 0)
-			first[r] = i;
-		if (o && o->verbose)
-			diag_add(d, DIAG_NOTE, a->hp_pos, "health-port-rule",
-				 "%s: health port %d for port %d follows %s", a->name, a->hp,
-				 a->port, chk_health_rule_name(r));
+		v[i] = (struct chk_hp){a->name, a->port, a->hp, a->port_pos, a->hp_pos};
 	}
-	int plus = count[1] + count[3], x81 = count[2] + count[3];
-	int maj = plus >= x81 ? CHK_HP_PLUS1000 : CHK_HP_81XX;
-	for (int i = 0; i < f->nagents; i++) {
-		const struct lg_agent *a = &f->agents[i];
-		if (!a->port || !a->hp || chk_health_rule(a->port, a->hp))
-			continue;
-		diag_add(d, DIAG_WARNING, a->hp_pos, "health-port-rule",
-			 "health_check_port %d of %s follows no rule: not port+1000 (%d) and not "
-			 "in 8100-8199; %d of the %d agents here follow %s",
-			 a->hp, a->name, a->port + 1000, maj == CHK_HP_PLUS1000 ? plus : x81,
-			 count[0] + count[1] + count[2] + count[3], chk_health_rule_name(maj));
-		if (a->port_pos.line)
-			diag_note(d, a->port_pos, "port %d of %s", a->port, a->name);
-	}
-	if (count[1] && count[2]) {
-		int minor = maj == CHK_HP_PLUS1000 ? CHK_HP_81XX : CHK_HP_PLUS1000;
-		const struct lg_agent *x = &f->agents[first[minor]], *y = &f->agents[first[maj]];
-		diag_add(d, DIAG_WARNING, x->hp_pos, "health-port-divergence",
-			 "%s follows %s (%d agent%s) while %d follow %s", x->name,
-			 chk_health_rule_name(minor), count[minor], count[minor] == 1 ? "" : "s",
-			 count[maj],
-			 chk_health_rule_name(maj));
-		diag_note(d, y->hp_pos, "%s follows %s", y->name, chk_health_rule_name(maj));
-	}
+	chk_health_ports(v, f->nagents, "health_check_port", o && o->verbose, d);
+	free(v);
 	/* pc2_network's declared ranges */
 	static const char *const what[] = {"port", "health_check_port"};
 	for (int w = 0; w < 2; w++) {

@@ -218,3 +218,19 @@ def test_export_compose(tmp_path):
     gpu = doc["services"]["model-manager-agent"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["count"] == "all" and gpu["capabilities"] == ["gpu"]
     assert set(doc["volumes"]) >= {"logs", "data", "models", "redis_data"}
+
+
+def test_run_refuses_what_check_rejects(tmp_path):
+    """The supervisor runs the same rules after loading and refuses the config."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\ndefaults: {user: root}\ngroups:\n  g:\n    agents:\n"
+                   "      a: {command: [sleep, \"60\"], port: 7220}\n"
+                   "      b: {command: [sleep, \"60\"], port: 7220, depends_on: [c]}\n"
+                   "      c: {command: [sleep, \"60\"], depends_on: [b]}\n")
+    rc, d, err = check(cfg)
+    assert rc == 1
+    r = subprocess.run([AINIT, "run", "--config", str(cfg), "--state-dir", str(tmp_path / "st")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert re.search(r"c\.yaml:7:\d+: error: port 7220 of b is already the port of a \[port-collision\]", r.stderr)
+    assert "[dependency-cycle]" in r.stderr
