@@ -151,6 +151,24 @@ def test_mainpc_later():
     assert rules(d)["dependency-cycle"] == 0
 
 
+@needs_seed
+def test_pc2_port_registry():
+    rc, d, err = check("pc2/PORT_REGISTRY.md", "pc2/startup_config.yaml", cwd=SEED)
+    assert rc == 1, err
+    r = "pc2/PORT_REGISTRY.md"
+    x = at(d, r, 36, "port-collision")       # health port 8100 twice
+    assert "SystemDigitalTwin" in x["msg"] and "TieredResponder" in x["msg"] and x["note"]["line"] == 16
+    assert "follows only 81xx" in at(d, r, 36, "health-port-rule")["msg"]   # 7120 -> 8100
+    for line in (22, 23, 25, 26, 33, 36, 37, 41):  # not in startup_config
+        at(d, r, line, "registry-unknown-agent")
+    tut = [x for x in d if x["rule"] == "registry-mismatch" and x["line"] == 24]
+    assert any("7108 here but 7131" in x["msg"] for x in tut)            # TutoringAgent
+    assert any("TutorAgent" in x["msg"] and x["note"]["line"] == 85 for x in tut)
+    assert "SystemHealthManager" in [x for x in d if x["rule"] == "registry-mismatch" and x["line"] == 33][0]["msg"]
+    unreg = {x["line"] for x in d if x["rule"] == "unregistered-agent"}
+    assert unreg == {8, 53, 82, 158}  # MemoryOrchestratorService, VisionProcessingAgent, TutorAgent, SystemHealthManager
+
+
 def test_shipped_configs_are_clean():
     for args in (["configs/mainpc.yaml"], ["configs/pc2.yaml"], ["configs/mainpc.yaml", "configs/pc2.yaml"]):
         rc, d, err = check(*args, cwd=ROOT)
