@@ -747,6 +747,81 @@ static bool has_table(const char *buf, size_t len)
 	return false;
 }
 
+/* The PC-2 file writes its agents as flow mappings {...} spanning lines,
+ * with trailing commas and # comments inside the braces. YAML allows both,
+ * but many tools that read "JSON-like" YAML do not, and the comments there
+ * carry facts (a dependency removed to break a cycle) that no parser keeps:
+ * report them. Quotes are skipped; the scan is linear. */
+static bool starts_scalar(const char *buf, size_t i)
+{
+	while (i > 0 && (buf[i - 1] == ' ' || buf[i - 1] == '\t'))
+		i--;
+	return i == 0 || strchr(":-[{,\n", buf[i - 1]);
+}
+
+static void scan_flow_style(const char *name, const char *buf, size_t len, struct diag_list *d)
+{
+	int depth = 0, ntrail = 0;
+	unsigned line = 1, col = 1;
+	struct cfg_pos first_trail = {0}, comma = {0};
+	bool after_comma = false;
+	for (size_t i = 0; i < len; i++, col++) {
+		char c = buf[i];
+		if (c == '\n') {
+			line++;
+			col = 0;
+			continue;
+		}
+		if ((c == '\'' || c == '"') && starts_scalar(buf, i)) {
+			char q = c;
+			for (i++, col++; i < len && buf[i] != '\n'; i++, col++) {
+				if (q == '"' && buf[i] == '\\' && i + 1 < len)
+					i++, col++;
+				else if (q == '\'' && buf[i] == q && i + 1 < len && buf[i + 1] == q)
+					i++, col++; /* '' is a quote inside '...' */
+				else if (buf[i] == q)
+					break;
+			}
+			if (i < len && buf[i] == '\n')
+				line++, col = 0;
+			after_comma = false;
+			continue;
+		}
+		if (c == '#' && (i == 0 || buf[i - 1] == ' ' || buf[i - 1] == '\t')) {
+			size_t e = i;
+			while (e < len && buf[e] != '\n')
+				e++;
+			if (depth)
+				diag_add(d, DIAG_WARNING, (struct cfg_pos){name, line, col}, "flow-style",
+					 "a comment inside a flow mapping: \"%.*s\"; parsers that take "
+					 "{...} as JSON reject it, and no parser keeps it",
+					 (int)(e - i > 200 ? 200 : e - i), buf + i);
+			col += (unsigned)(e - i) - 1;
+			i = e - 1;
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			depth++;
+			after_comma = false;
+		} else if (c == '}' || c == ']') {
+			if (after_comma && !ntrail++)
+				first_trail = comma;
+			if (depth)
+				depth--;
+			after_comma = false;
+		} else if (c == ',' && depth) {
+			after_comma = true;
+			comma = (struct cfg_pos){name, line, col};
+		} else if (c != ' ' && c != '\t' && c != '\r')
+			after_comma = false;
+	}
+	if (ntrail)
+		diag_add(d, DIAG_WARNING, first_trail, "flow-style",
+			 "%d flow mapping%s end%s with a trailing comma (the first here); YAML allows "
+			 "it, JSON and many YAML-as-JSON tools do not", ntrail, ntrail == 1 ? "" : "s",
+			 ntrail == 1 ? "s" : "");
+}
+
 /* Cheap look at the top-level keys of the text: a v1 config is handed to
  * the loader without building a second tree. */
 static bool sniff_v1(const char *buf, size_t len)
@@ -847,6 +922,8 @@ int lg_add_buf(struct lg_set *s, const char *name, const char *buf, size_t len,
 			return LG_V1;
 		read_startup(&r, root);
 	}
+	if (f.kind == LG_STARTUP)
+		scan_flow_style(name, buf, len, d);
 keep:
 	free(r.idx);
 	if (s->n == s->cap) {

@@ -104,6 +104,9 @@ def test_pc2_startup():
     assert "error_bus_port 7150" in bus["msg"] and "VisionProcessingAgent" in bus["msg"]
     assert bus["note"]["line"] == 56
     at(d, f, 254, "env-expansion")
+    assert "26 flow mappings end with a trailing comma" in at(d, f, 14, "flow-style")["msg"]
+    assert "Removed HealthMonitor dependency" in at(d, f, 164, "flow-style")["msg"]
+    assert "Removed SystemHealthManager dependency" in at(d, f, 238, "flow-style")["msg"]
     # no cycle and every dependency defined
     assert not rules(d)["dependency-cycle"] and not rules(d)["undefined-dependency"]
 

@@ -371,6 +371,7 @@ static void test_legacy_pc2_and_groupings(void **s)
 			 LG_GROUPS);
 	lg_check(set, NULL, &d);
 	find(&d, "dependency-cycle", 3, 21);
+	find(&d, "flow-style", 5, 23); /* the trailing comma of [A], } */
 	const struct diag *x = find(&d, "duplicate-agent", 9, 11);
 	assert_int_equal(x->note_pos.line, 2);
 	find(&d, "port-range", 12, 24);
