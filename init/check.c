@@ -294,6 +294,19 @@ void chk_health_ports(const struct chk_hp *v, int n, const char *key, bool verbo
 			 chk_health_rule_name(maj));
 		diag_note(d, v[i].port_pos, "port %d of %s", v[i].port, v[i].name);
 	}
+	/* Where most agents follow both rules (PC-2: 71xx -> 81xx), one that
+	 * follows only one breaks the machine's pattern. */
+	if (count[3] > count[1] + count[2])
+		for (int i = 0; i < n; i++) {
+			int r = v[i].port && v[i].hp ? chk_health_rule(v[i].port, v[i].hp) : 3;
+			if (r == 3 || r == 0)
+				continue;
+			diag_add(d, DIAG_WARNING, v[i].hp_pos, "health-port-rule",
+				 "%s %d of %s follows only %s; %d of the %d agents here follow "
+				 "port+1000 and 81xx", key, v[i].hp, v[i].name, chk_health_rule_name(r),
+				 count[3], total);
+			diag_note(d, v[i].port_pos, "port %d of %s", v[i].port, v[i].name);
+		}
 	/* Some agents follow only +1000 and others only 81xx: two rules on one
 	 * machine, which is what broke common liveness probes. */
 	if (count[CHK_HP_PLUS1000] && count[CHK_HP_81XX]) {

@@ -104,6 +104,9 @@ def test_pc2_startup():
     assert "error_bus_port 7150" in bus["msg"] and "VisionProcessingAgent" in bus["msg"]
     assert bus["note"]["line"] == 56
     at(d, f, 254, "env-expansion")
+    assert "26 flow mappings end with a trailing comma" in at(d, f, 14, "flow-style")["msg"]
+    assert "Removed HealthMonitor dependency" in at(d, f, 164, "flow-style")["msg"]
+    assert "Removed SystemHealthManager dependency" in at(d, f, 238, "flow-style")["msg"]
     # no cycle and every dependency defined
     assert not rules(d)["dependency-cycle"] and not rules(d)["undefined-dependency"]
 
@@ -149,6 +152,24 @@ def test_mainpc_later():
     assert at(d, f, 170, "port-collision")["note"]["line"] == 162   # rest_port = its health port
     assert rules(d)["port-collision"] == 2   # none among port/health_check_port themselves
     assert rules(d)["dependency-cycle"] == 0
+
+
+@needs_seed
+def test_pc2_port_registry():
+    rc, d, err = check("pc2/PORT_REGISTRY.md", "pc2/startup_config.yaml", cwd=SEED)
+    assert rc == 1, err
+    r = "pc2/PORT_REGISTRY.md"
+    x = at(d, r, 36, "port-collision")       # health port 8100 twice
+    assert "SystemDigitalTwin" in x["msg"] and "TieredResponder" in x["msg"] and x["note"]["line"] == 16
+    assert "follows only 81xx" in at(d, r, 36, "health-port-rule")["msg"]   # 7120 -> 8100
+    for line in (22, 23, 25, 26, 33, 36, 37, 41):  # not in startup_config
+        at(d, r, line, "registry-unknown-agent")
+    tut = [x for x in d if x["rule"] == "registry-mismatch" and x["line"] == 24]
+    assert any("7108 here but 7131" in x["msg"] for x in tut)            # TutoringAgent
+    assert any("TutorAgent" in x["msg"] and x["note"]["line"] == 85 for x in tut)
+    assert "SystemHealthManager" in [x for x in d if x["rule"] == "registry-mismatch" and x["line"] == 33][0]["msg"]
+    unreg = {x["line"] for x in d if x["rule"] == "unregistered-agent"}
+    assert unreg == {8, 53, 82, 158}  # MemoryOrchestratorService, VisionProcessingAgent, TutorAgent, SystemHealthManager
 
 
 def test_shipped_configs_are_clean():
