@@ -431,8 +431,10 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 	/* pivot_root(".", "."): the old root lands on top of the new one and
 	 * is detached at once; nothing of the host stays reachable. */
 	if (syscall(SYS_pivot_root, ".", ".") < 0) {
-		/* The initramfs (rootfs) cannot be pivoted away from: move+chroot. */
-		if (errno != EINVAL || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+		/* The initramfs (rootfs) cannot be pivoted away from: our tree
+		 * already sits on top of it at "/", so chroot into it (agents
+		 * have no CAP_SYS_CHROOT to leave it). */
+		if (errno != EINVAL || chroot(".") < 0)
 			return ai_fail(e, "sandbox", "pivot_root", errno, "group %s", s->name);
 	} else if (umount2(".", MNT_DETACH) < 0) {
 		return ai_fail(e, "sandbox", "umount2(old root)", errno, "group %s", s->name);
