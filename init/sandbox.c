@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -496,8 +497,15 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 	close(wfd);
 	if (gofd >= 0)
 		close(gofd);
-	/* Drop every fd inherited from the supervisor. */
-	close_range(0, ~0U, 0);
+	/* Drop every fd inherited from the supervisor but the orphan counter. */
+	int ofd = s->orphfd;
+	if (ofd >= 0) {
+		if (ofd > 0)
+			close_range(0, (unsigned)ofd - 1, 0);
+		close_range((unsigned)ofd + 1, ~0U, 0);
+	} else {
+		close_range(0, ~0U, 0);
+	}
 
 	sigset_t w;
 	sigemptyset(&w);
@@ -509,8 +517,12 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		int sig = sigwaitinfo(&w, &si);
 		if (sig == SIGTERM || sig == SIGINT)
 			_exit(0);
+		uint64_t n = 0;
 		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
+			n++;
+		if (n && ofd >= 0 && write(ofd, &n, sizeof n) < 0) {
+			/* the supervisor is gone; we are about to be killed */
+		}
 	}
 }
 
@@ -530,7 +542,7 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 	s->cfg = cfg;
 	s->gi = gi;
 	s->name = g->name;
-	s->holder_pidfd = s->cgfd = s->own_pidns = -1;
+	s->holder_pidfd = s->cgfd = s->own_pidns = s->orphfd = -1;
 	snprintf(s->root, sizeof s->root, "%s", o->root ? o->root : "/");
 
 	if (g->runtime != RT_NATIVE)
@@ -590,6 +602,11 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 
 	s->nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
 		     (g->network != NET_HOST ? CLONE_NEWNET : 0);
+	s->orphfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->orphfd < 0) {
+		r = ai_fail(e, "sandbox", "eventfd", errno, "group %s: orphan counter", g->name);
+		goto fail;
+	}
 	if (pipe2(st, O_CLOEXEC) < 0 || (g->network == NET_BRIDGE && pipe2(go, O_CLOEXEC) < 0)) {
 		r = ai_fail(e, "sandbox", "pipe2", errno, "group %s", g->name);
 		goto fail;
@@ -970,6 +987,9 @@ void sbx_teardown(struct sbx_group *s)
 	if (s->own_pidns >= 0)
 		close(s->own_pidns);
 	s->own_pidns = -1;
+	if (s->orphfd >= 0)
+		close(s->orphfd);
+	s->orphfd = -1;
 	if (s->seccomp_owned)
 		free(s->seccomp.filter);
 	s->seccomp.filter = NULL;
