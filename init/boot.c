@@ -421,6 +421,7 @@ void boot_final(struct ai_state *st)
 	bool reboot_ = st->final == FINAL_REBOOT;
 	const char *what = reboot_ ? "reboot" : "poweroff";
 	log_info("boot", NULL, "stopping what is left, syncing, unmounting, then %s", what);
+	vport_drain(st, 1000); /* the host's answer to `ctl poweroff` */
 	kill_all();
 	sync();
 	unmount_all();

@@ -265,47 +265,76 @@ static int majority_rule(const int *count)
 	return plus >= x81 ? CHK_HP_PLUS1000 : CHK_HP_81XX;
 }
 
-static void check_health_rules(const struct ai_config *c, const struct chk_opts *o,
-			       struct diag_list *d)
+void chk_health_ports(const struct chk_hp *v, int n, const char *key, bool verbose,
+		      struct diag_list *d)
 {
-	int count[4] = {0};
-	int first_only[4] = {-1, -1, -1, -1};
-	for (int i = 0; i < c->nagents; i++) {
-		const struct cfg_agent *a = &c->agents[i];
-		if (!a->port || !a->health_port)
+	int count[4] = {0}, first[4] = {-1, -1, -1, -1}, total = 0;
+	for (int i = 0; i < n; i++) {
+		if (!v[i].port || !v[i].hp)
 			continue;
-		int r = chk_health_rule(a->port, a->health_port);
+		int r = chk_health_rule(v[i].port, v[i].hp);
 		count[r]++;
-		if (first_only[r] < 0)
-			first_only[r] = i;
-		if (o && o->verbose)
-			diag_add(d, DIAG_NOTE, a->health_port_pos, "health-port-rule",
-				 "%s: health port %d for port %d follows %s", a->name,
-				 a->health_port, a->port, chk_health_rule_name(r));
+		total++;
+		if (first[r] < 0)
+			first[r] = i;
+		if (verbose)
+			diag_add(d, DIAG_NOTE, v[i].hp_pos, "health-port-rule",
+				 "%s: %s %d for port %d follows %s", v[i].name, key, v[i].hp,
+				 v[i].port, chk_health_rule_name(r));
 	}
 	int maj = majority_rule(count);
-	for (int i = 0; i < c->nagents; i++) {
-		const struct cfg_agent *a = &c->agents[i];
-		if (!a->port || !a->health_port || chk_health_rule(a->port, a->health_port))
+	int nmaj = count[maj] + count[3];
+	for (int i = 0; i < n; i++) {
+		if (!v[i].port || !v[i].hp || chk_health_rule(v[i].port, v[i].hp))
 			continue;
-		diag_add(d, DIAG_WARNING, a->health_port_pos, "health-port-rule",
-			 "health port %d of %s follows no rule: not port+1000 (%d) and not in "
-			 "8100-8199; this machine's agents follow %s",
-			 a->health_port, a->name, a->port + 1000, chk_health_rule_name(maj));
+		diag_add(d, DIAG_WARNING, v[i].hp_pos, "health-port-rule",
+			 "%s %d of %s follows no rule: not port+1000 (%d) and not in 8100-8199; "
+			 "%d of the %d agents here follow %s",
+			 key, v[i].hp, v[i].name, v[i].port + 1000, nmaj, total,
+			 chk_health_rule_name(maj));
+		diag_note(d, v[i].port_pos, "port %d of %s", v[i].port, v[i].name);
 	}
+	/* Where most agents follow both rules (PC-2: 71xx -> 81xx), one that
+	 * follows only one breaks the machine's pattern. */
+	if (count[3] > count[1] + count[2])
+		for (int i = 0; i < n; i++) {
+			int r = v[i].port && v[i].hp ? chk_health_rule(v[i].port, v[i].hp) : 3;
+			if (r == 3 || r == 0)
+				continue;
+			diag_add(d, DIAG_WARNING, v[i].hp_pos, "health-port-rule",
+				 "%s %d of %s follows only %s; %d of the %d agents here follow "
+				 "port+1000 and 81xx", key, v[i].hp, v[i].name, chk_health_rule_name(r),
+				 count[3], total);
+			diag_note(d, v[i].port_pos, "port %d of %s", v[i].port, v[i].name);
+		}
 	/* Some agents follow only +1000 and others only 81xx: two rules on one
 	 * machine, which is what broke common liveness probes. */
 	if (count[CHK_HP_PLUS1000] && count[CHK_HP_81XX]) {
 		int minor = maj == CHK_HP_PLUS1000 ? CHK_HP_81XX : CHK_HP_PLUS1000;
-		const struct cfg_agent *x = &c->agents[first_only[minor]];
-		const struct cfg_agent *y = &c->agents[first_only[maj]];
-		diag_add(d, DIAG_WARNING, x->health_port_pos, "health-port-divergence",
+		const struct chk_hp *x = &v[first[minor]], *y = &v[first[maj]];
+		diag_add(d, DIAG_WARNING, x->hp_pos, "health-port-divergence",
 			 "%s follows %s (%d agent%s) while %d follow %s", x->name,
 			 chk_health_rule_name(minor), count[minor], count[minor] == 1 ? "" : "s",
-			 count[maj],
-			 chk_health_rule_name(maj));
-		diag_note(d, y->health_port_pos, "%s follows %s", y->name, chk_health_rule_name(maj));
+			 count[maj], chk_health_rule_name(maj));
+		diag_note(d, y->hp_pos, "%s follows %s", y->name, chk_health_rule_name(maj));
 	}
+}
+
+static void check_health_rules(const struct ai_config *c, const struct chk_opts *o,
+			       struct diag_list *d)
+{
+	struct chk_hp *v = malloc(((size_t)c->nagents + 1) * sizeof *v);
+	if (!v) {
+		d->oom = true;
+		return;
+	}
+	for (int i = 0; i < c->nagents; i++) {
+		const struct cfg_agent *a = &c->agents[i];
+		v[i] = (struct chk_hp){a->name, a->port, a->health_port, a->port_pos,
+				       a->health_port_pos};
+	}
+	chk_health_ports(v, c->nagents, "health port", o && o->verbose, d);
+	free(v);
 }
 
 /* ---- the rest ------------------------------------------------------------ */
@@ -519,7 +548,6 @@ static void resolve_remote(const struct ai_config *const *cs, int n, const struc
 
 void chk_configs(const struct ai_config *const *cs, int n, struct diag_list *d)
 {
-	int rule[64] = {0};
 	for (int i = 0; i < n; i++) {
 		if (!cs[i])
 			continue;
@@ -537,38 +565,31 @@ void chk_configs(const struct ai_config *const *cs, int n, struct diag_list *d)
 		for (int a = 0; a < cs[i]->nagents; a++)
 			resolve_remote(cs, n, cs[i], &cs[i]->agents[a].deps, d);
 	}
-	/* Machines that follow different health-port rules. */
-	int first = -1;
-	for (int i = 0; i < n && i < 64; i++) {
-		int count[4] = {0}, any = 0;
+	/* Machines that follow different health-port rules. A machine whose
+	 * agents all satisfy both rules (PC-2: 71xx -> 81xx) is compatible with
+	 * either; only an exclusive rule diverges. */
+	int first = -1, first_rule = 0;
+	for (int i = 0; i < n; i++) {
+		int count[4] = {0}, rule;
 		if (!cs[i])
 			continue;
 		for (int a = 0; a < cs[i]->nagents; a++) {
 			const struct cfg_agent *x = &cs[i]->agents[a];
-			if (x->port && x->health_port) {
+			if (x->port && x->health_port)
 				count[chk_health_rule(x->port, x->health_port)]++;
-				any = 1;
-			}
 		}
-		if (!any)
-			continue;
-		/* A machine whose agents all satisfy both rules is compatible with
-		 * either; only an exclusive rule diverges. */
-		rule[i] = count[CHK_HP_PLUS1000] ? CHK_HP_PLUS1000
-			  : count[CHK_HP_81XX]   ? CHK_HP_81XX
-						 : 3;
-		if (rule[i] == 3)
+		rule = count[CHK_HP_PLUS1000] ? CHK_HP_PLUS1000 : count[CHK_HP_81XX] ? CHK_HP_81XX : 0;
+		if (!rule)
 			continue;
 		if (first < 0) {
 			first = i;
-			continue;
-		}
-		if (rule[i] != rule[first])
+			first_rule = rule;
+		} else if (rule != first_rule)
 			diag_add(d, DIAG_WARNING, (struct cfg_pos){cs[i]->file, 0, 0},
 				 "health-port-divergence",
-				 "the agents of %s follow %s but those of %s follow %s",
-				 cs[i]->file, chk_health_rule_name(rule[i]), cs[first]->file,
-				 chk_health_rule_name(rule[first]));
+				 "the agents of %s follow %s but those of %s follow %s", cs[i]->file,
+				 chk_health_rule_name(rule), cs[first]->file,
+				 chk_health_rule_name(first_rule));
 	}
 }
 
@@ -589,15 +610,12 @@ int cmd_check(int argc, char **argv)
 	const char **files = calloc((size_t)argc + 1, sizeof *files);
 	struct ai_config **cs = calloc((size_t)argc + 1, sizeof *cs);
 	struct lg_set *lg = lg_set_new();
-	int nf = 0, rc;
+	int nf = 0, rc = 2;
 	bool opts_done = false;
 
 	if (!files || !cs || !lg) {
 		fprintf(stderr, "ainit: check: out of memory\n");
-		free(files);
-		free(cs);
-		lg_set_free(lg);
-		return 2;
+		goto out;
 	}
 	for (int i = 1; i < argc; i++) {
 		if (!opts_done && !strcmp(argv[i], "--"))
@@ -610,30 +628,21 @@ int cmd_check(int argc, char **argv)
 			       "container_grouping.yaml and container_groups.yaml files. Files given\n"
 			       "together are checked against each other. Exit 0 clean, 1 errors,\n"
 			       "2 unreadable file or bad usage.\n");
-			free(files);
-			free(cs);
-			lg_set_free(lg);
-			return 0;
+			rc = 0;
+			goto out;
 		} else if (!opts_done && argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "ainit: check: unknown option %s\nusage: ainit check [-v] FILE...\n",
-				argv[i]);
-			free(files);
-			free(cs);
-			lg_set_free(lg);
-			return 2;
+			fprintf(stderr, "ainit: check: unknown option %s\n", argv[i]);
+			nf = 0;
+			break;
 		} else
 			files[nf++] = argv[i];
 	}
 	if (!nf) {
 		fprintf(stderr, "usage: ainit check [-v] FILE...\n");
-		free(files);
-		free(cs);
-		lg_set_free(lg);
-		return 2;
+		goto out;
 	}
 	for (int i = 0; i < nf; i++) {
-		int k = lg_add_file(lg, files[i], &d);
-		if (k != LG_V1)
+		if (lg_add_file(lg, files[i], &d) != LG_V1)
 			continue;
 		cs[i] = cfg_load(&files[i], 1, &d);
 		if (cs[i]) {
@@ -650,7 +659,8 @@ int cmd_check(int argc, char **argv)
 	if (o.verbose || d.n)
 		fprintf(stderr, "ainit check: %d error%s, %d warning%s\n", d.errors,
 			d.errors == 1 ? "" : "s", d.warnings, d.warnings == 1 ? "" : "s");
-	for (int i = 0; i < nf; i++)
+out:
+	for (int i = 0; cs && i < nf; i++)
 		cfg_free(cs[i]);
 	diag_free(&d);
 	lg_set_free(lg);

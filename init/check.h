@@ -45,6 +45,15 @@ void chk_cycles(int nnodes, const char *const *name, const struct chk_edge *e, i
 		struct diag_list *d);
 
 /* Health-port rules: bit 1 = port + 1000, bit 2 = in 8100-8199. */
+struct chk_hp {
+	const char *name;
+	int port, hp; /* 0 = none: not counted */
+	struct cfg_pos port_pos, hp_pos;
+};
+/* Which rule each agent follows (notes when verbose), the ones that follow
+ * none, and two rules on one machine. key names the health port in messages. */
+void chk_health_ports(const struct chk_hp *v, int n, const char *key, bool verbose,
+		      struct diag_list *d);
 #define CHK_HP_PLUS1000 1
 #define CHK_HP_81XX 2
 int chk_health_rule(int port, int health_port);

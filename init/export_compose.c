@@ -6,7 +6,6 @@
  * container, and per-agent depends_on/healthcheck is what compose can wait
  * on (docs/config.md, "Exporting"). */
 #include "export_compose.h"
-#include "oci.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,8 +170,7 @@ static void depends(FILE *f, const struct ai_config *c, const struct cfg_agent *
 		}
 }
 
-static void group_settings(FILE *f, const struct ai_config *c, const struct cfg_group *g,
-			   bool *bridge)
+static void group_settings(FILE *f, const struct cfg_group *g, bool *bridge)
 {
 	if (g->network == NET_HOST)
 		fputs("    network_mode: host\n", f);
@@ -234,7 +232,6 @@ static void group_settings(FILE *f, const struct ai_config *c, const struct cfg_
 		}
 		fputs("              capabilities: [gpu]\n", f);
 	}
-	(void)c;
 }
 
 int exp_compose(const struct ai_config *c, FILE *f)
@@ -305,7 +302,7 @@ int exp_compose(const struct ai_config *c, FILE *f)
 						a->health_port);
 				fputs("]\n", f);
 			}
-			group_settings(f, c, gr, &bridge);
+			group_settings(f, gr, &bridge);
 			depends(f, c, a);
 			healthcheck(f, a);
 			fprintf(f, "    restart: %s\n",
@@ -330,15 +327,13 @@ int exp_compose(const struct ai_config *c, FILE *f)
 	return ferror(f) ? -EIO : 0;
 }
 
-int cmd_export(int argc, char **argv)
+int cmd_export_compose(int argc, char **argv)
 {
 	const char *cfgf = NULL, *out = NULL;
 	struct diag_list d = {0};
 	struct ai_config *c;
 	FILE *f = stdout;
 	int rc = 0;
-	if (argc > 1 && !strcmp(argv[1], "oci"))
-		return cmd_export_oci(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "compose")) {
 		fprintf(stderr, "usage: ainit export compose CONFIG [-o OUT]\n"
 				"       ainit export oci CONFIG GROUP -o DIR [--root DIR]\n");

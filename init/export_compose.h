@@ -18,6 +18,7 @@
 int exp_compose(const struct ai_config *c, FILE *out);
 
 /* `ainit export FORMAT ...` */
-int cmd_export(int argc, char **argv);
+/* `ainit export compose ...` (argv[1] is "compose"); main.c dispatches. */
+int cmd_export_compose(int argc, char **argv);
 
 #endif

@@ -167,7 +167,7 @@ static int make_groups(struct imp *m)
 	struct lg_file *st = m->st, *gf = NULL;
 	for (int i = 0; i < lg_count(s); i++) {
 		struct lg_file *f = lg_get(s, i);
-		if (f->kind == LG_STARTUP || lg_startup_for(s, f) != st)
+		if (!lg_is_grouping(f) || lg_startup_for(s, f) != st)
 			continue;
 		if (!gf)
 			gf = f;
@@ -502,7 +502,7 @@ int imp_legacy(struct lg_set *s, struct lg_file *st, FILE *o, struct diag_list *
 		struct lg_file *f = lg_get(s, i);
 		if (f != st && lg_startup_for(s, f) == st)
 			fprintf(o, " and %s", f->path);
-		else if (f != st && f->kind != LG_STARTUP)
+		else if (f != st && lg_is_grouping(f))
 			fprintf(o, " (%s: not for this file, ignored)", f->path);
 	}
 	fprintf(o, ".\n# Each agent names its legacy line. What could not be mapped was "

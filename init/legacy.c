@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,11 @@ int lg_count(const struct lg_set *s)
 struct lg_file *lg_get(struct lg_set *s, int i)
 {
 	return i >= 0 && i < s->n ? &s->f[i] : NULL;
+}
+
+bool lg_is_grouping(const struct lg_file *f)
+{
+	return f->kind == LG_GROUPING || f->kind == LG_GROUPS;
 }
 
 int lg_find_agent(const struct lg_file *f, const char *name)
@@ -628,6 +634,194 @@ static bool looks_like_groups(const struct ct_node *root)
 	return lists > 0;
 }
 
+/* PORT_REGISTRY.md: a markdown table whose header names an agent column,
+ * a (ZMQ) port column and a health port column. */
+static bool cell_is(const char *c, size_t n, const char *word)
+{
+	size_t wl = strlen(word);
+	for (size_t i = 0; i + wl <= n; i++)
+		if (!strncasecmp(c + i, word, wl))
+			return true;
+	return false;
+}
+
+static bool read_registry(struct reader *r, const char *buf, size_t len)
+{
+	struct ai_arena *a = &r->s->a;
+	int col_agent = -1, col_port = -1, col_health = -1;
+	unsigned line = 0;
+	bool header = false;
+	for (const char *p = buf, *end = buf + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
+		const char *cell[16];
+		size_t clen[16];
+		int nc = 0;
+		line++;
+		if (*p == '|') {
+			/* cells between bars, trimmed; cell[i] keeps its column */
+			for (const char *q = p + 1; q < le && nc < 16;) {
+				const char *bar = memchr(q, '|', (size_t)(le - q));
+				const char *ce = bar ? bar : le, *cs = q;
+				while (cs < ce && (*cs == ' ' || *cs == '\t'))
+					cs++;
+				const char *cz = ce;
+				while (cz > cs && (cz[-1] == ' ' || cz[-1] == '\t' || cz[-1] == '\r'))
+					cz--;
+				cell[nc] = cs;
+				clen[nc++] = (size_t)(cz - cs);
+				if (!bar)
+					break;
+				q = bar + 1;
+			}
+		}
+		if (nc && !header) {
+			for (int i = 0; i < nc; i++) {
+				if (cell_is(cell[i], clen[i], "agent"))
+					col_agent = i;
+				else if (cell_is(cell[i], clen[i], "health"))
+					col_health = i;
+				else if (cell_is(cell[i], clen[i], "port"))
+					col_port = i;
+			}
+			header = col_agent >= 0 && col_port >= 0 && col_health >= 0;
+		} else if (nc > col_agent && nc > col_port && nc > col_health && header &&
+			   clen[col_agent] && !strchr("-:", cell[col_agent][0])) {
+			char num[16];
+			int64_t v;
+			struct lg_agent *ag;
+			if (r->f->nagents >= LG_MAX_AGENTS)
+				break;
+			if (r->f->nagents == r->agent_cap) {
+				int ncap = r->agent_cap ? r->agent_cap * 2 : 64;
+				struct lg_agent *nv = realloc(r->f->agents, (size_t)ncap * sizeof *nv);
+				if (!nv) {
+					r->d->oom = true;
+					break;
+				}
+				r->f->agents = nv;
+				r->agent_cap = ncap;
+			}
+			ag = &r->f->agents[r->f->nagents];
+			memset(ag, 0, sizeof *ag);
+			ag->name = ai_arena_strndup(a, cell[col_agent], clen[col_agent]);
+			if (!ag->name) {
+				r->d->oom = true;
+				break;
+			}
+			ag->group = -1;
+			ag->required = -1;
+			ag->pos = (struct cfg_pos){r->f->path, line, (unsigned)(cell[col_agent] - p) + 1};
+			ag->port_pos = (struct cfg_pos){r->f->path, line, (unsigned)(cell[col_port] - p) + 1};
+			ag->hp_pos = (struct cfg_pos){r->f->path, line, (unsigned)(cell[col_health] - p) + 1};
+			snprintf(num, sizeof num, "%.*s", (int)(clen[col_port] < 15 ? clen[col_port] : 15),
+				 cell[col_port]);
+			if (!ai_parse_int(num, 1, 65535, &v))
+				ag->port = (int)v;
+			snprintf(num, sizeof num, "%.*s",
+				 (int)(clen[col_health] < 15 ? clen[col_health] : 15), cell[col_health]);
+			if (!ai_parse_int(num, 1, 65535, &v))
+				ag->hp = (int)v;
+			ag->dup_of = idx_find(r, ag->name);
+			if (ag->dup_of >= 0) {
+				diag_add(r->d, DIAG_ERROR, ag->pos, "duplicate-agent",
+					 "agent %s is listed twice", ag->name);
+				diag_note(r->d, r->f->agents[ag->dup_of].pos, "first listed here");
+			} else if (idx_put(r, ag->name, r->f->nagents) < 0) {
+				r->d->oom = true;
+				break;
+			}
+			r->f->nagents++;
+		}
+		p = le + 1;
+	}
+	return header && r->f->nagents > 0;
+}
+
+static bool has_table(const char *buf, size_t len)
+{
+	if (len && buf[0] == '|')
+		return true;
+	for (const char *p = buf; (p = memchr(p, '\n', (size_t)(buf + len - p))) && p + 1 < buf + len; p++)
+		if (p[1] == '|')
+			return true;
+	return false;
+}
+
+/* The PC-2 file writes its agents as flow mappings {...} spanning lines,
+ * with trailing commas and # comments inside the braces. YAML allows both,
+ * but many tools that read "JSON-like" YAML do not, and the comments there
+ * carry facts (a dependency removed to break a cycle) that no parser keeps:
+ * report them. Quotes are skipped; the scan is linear. */
+static bool starts_scalar(const char *buf, size_t i)
+{
+	while (i > 0 && (buf[i - 1] == ' ' || buf[i - 1] == '\t'))
+		i--;
+	return i == 0 || strchr(":-[{,\n", buf[i - 1]);
+}
+
+static void scan_flow_style(const char *name, const char *buf, size_t len, struct diag_list *d)
+{
+	int depth = 0, ntrail = 0;
+	unsigned line = 1, col = 1;
+	struct cfg_pos first_trail = {0}, comma = {0};
+	bool after_comma = false;
+	for (size_t i = 0; i < len; i++, col++) {
+		char c = buf[i];
+		if (c == '\n') {
+			line++;
+			col = 0;
+			continue;
+		}
+		if ((c == '\'' || c == '"') && starts_scalar(buf, i)) {
+			char q = c;
+			for (i++, col++; i < len && buf[i] != '\n'; i++, col++) {
+				if (q == '"' && buf[i] == '\\' && i + 1 < len)
+					i++, col++;
+				else if (q == '\'' && buf[i] == q && i + 1 < len && buf[i + 1] == q)
+					i++, col++; /* '' is a quote inside '...' */
+				else if (buf[i] == q)
+					break;
+			}
+			if (i < len && buf[i] == '\n')
+				line++, col = 0;
+			after_comma = false;
+			continue;
+		}
+		if (c == '#' && (i == 0 || buf[i - 1] == ' ' || buf[i - 1] == '\t')) {
+			size_t e = i;
+			while (e < len && buf[e] != '\n')
+				e++;
+			if (depth)
+				diag_add(d, DIAG_WARNING, (struct cfg_pos){name, line, col}, "flow-style",
+					 "a comment inside a flow mapping: \"%.*s\"; parsers that take "
+					 "{...} as JSON reject it, and no parser keeps it",
+					 (int)(e - i > 200 ? 200 : e - i), buf + i);
+			col += (unsigned)(e - i) - 1;
+			i = e - 1;
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			depth++;
+			after_comma = false;
+		} else if (c == '}' || c == ']') {
+			if (after_comma && !ntrail++)
+				first_trail = comma;
+			if (depth)
+				depth--;
+			after_comma = false;
+		} else if (c == ',' && depth) {
+			after_comma = true;
+			comma = (struct cfg_pos){name, line, col};
+		} else if (c != ' ' && c != '\t' && c != '\r')
+			after_comma = false;
+	}
+	if (ntrail)
+		diag_add(d, DIAG_WARNING, first_trail, "flow-style",
+			 "%d flow mapping%s end%s with a trailing comma (the first here); YAML allows "
+			 "it, JSON and many YAML-as-JSON tools do not", ntrail, ntrail == 1 ? "" : "s",
+			 ntrail == 1 ? "s" : "");
+}
+
 /* Cheap look at the top-level keys of the text: a v1 config is handed to
  * the loader without building a second tree. */
 static bool sniff_v1(const char *buf, size_t len)
@@ -695,6 +889,16 @@ int lg_add_buf(struct lg_set *s, const char *name, const char *buf, size_t len,
 	const struct ct_node *x;
 	struct lg_file f = {0};
 	struct reader r = {.s = s, .f = &f, .d = d};
+	f.path = name;
+	if (has_table(buf, len)) {
+		f.kind = LG_REGISTRY;
+		if (read_registry(&r, buf, len))
+			goto keep;
+		free(f.agents);
+		free(r.idx);
+		memset(&f, 0, sizeof f);
+		r = (struct reader){.s = s, .f = &f, .d = d};
+	}
 	if (sniff_v1(buf, len))
 		return LG_V1;
 	root = ct_parse_buf(name, buf, len, &o, &s->a, d);
@@ -718,6 +922,9 @@ int lg_add_buf(struct lg_set *s, const char *name, const char *buf, size_t len,
 			return LG_V1;
 		read_startup(&r, root);
 	}
+	if (f.kind == LG_STARTUP)
+		scan_flow_style(name, buf, len, d);
+keep:
 	free(r.idx);
 	if (s->n == s->cap) {
 		int nc = s->cap ? s->cap * 2 : 8;
@@ -832,44 +1039,17 @@ static void check_deps(const struct lg_file *f, struct diag_list *d)
 
 static void check_health(const struct lg_file *f, const struct chk_opts *o, struct diag_list *d)
 {
-	int count[4] = {0}, first[4] = {-1, -1, -1, -1};
+	struct chk_hp *v = malloc(((size_t)f->nagents + 1) * sizeof *v);
+	if (!v) {
+		d->oom = true;
+		return;
+	}
 	for (int i = 0; i < f->nagents; i++) {
 		const struct lg_agent *a = &f->agents[i];
-		if (!a->port || !a->hp)
-			continue;
-		int r = chk_health_rule(a->port, a->hp);
-		count[r]++;
-		if (first[r] < 0)
-			first[r] = i;
-		if (o && o->verbose)
-			diag_add(d, DIAG_NOTE, a->hp_pos, "health-port-rule",
-				 "%s: health port %d for port %d follows %s", a->name, a->hp,
-				 a->port, chk_health_rule_name(r));
+		v[i] = (struct chk_hp){a->name, a->port, a->hp, a->port_pos, a->hp_pos};
 	}
-	int plus = count[1] + count[3], x81 = count[2] + count[3];
-	int maj = plus >= x81 ? CHK_HP_PLUS1000 : CHK_HP_81XX;
-	for (int i = 0; i < f->nagents; i++) {
-		const struct lg_agent *a = &f->agents[i];
-		if (!a->port || !a->hp || chk_health_rule(a->port, a->hp))
-			continue;
-		diag_add(d, DIAG_WARNING, a->hp_pos, "health-port-rule",
-			 "health_check_port %d of %s follows no rule: not port+1000 (%d) and not "
-			 "in 8100-8199; %d of the %d agents here follow %s",
-			 a->hp, a->name, a->port + 1000, maj == CHK_HP_PLUS1000 ? plus : x81,
-			 count[0] + count[1] + count[2] + count[3], chk_health_rule_name(maj));
-		if (a->port_pos.line)
-			diag_note(d, a->port_pos, "port %d of %s", a->port, a->name);
-	}
-	if (count[1] && count[2]) {
-		int minor = maj == CHK_HP_PLUS1000 ? CHK_HP_81XX : CHK_HP_PLUS1000;
-		const struct lg_agent *x = &f->agents[first[minor]], *y = &f->agents[first[maj]];
-		diag_add(d, DIAG_WARNING, x->hp_pos, "health-port-divergence",
-			 "%s follows %s (%d agent%s) while %d follow %s", x->name,
-			 chk_health_rule_name(minor), count[minor], count[minor] == 1 ? "" : "s",
-			 count[maj],
-			 chk_health_rule_name(maj));
-		diag_note(d, y->hp_pos, "%s follows %s", y->name, chk_health_rule_name(maj));
-	}
+	chk_health_ports(v, f->nagents, "health_check_port", o && o->verbose, d);
+	free(v);
 	/* pc2_network's declared ranges */
 	static const char *const what[] = {"port", "health_check_port"};
 	for (int w = 0; w < 2; w++) {
@@ -1066,6 +1246,67 @@ static int group_set_cmp(const struct lg_file *a, const struct lg_file *b)
 	return 0;
 }
 
+/* A port registry alone (its own duplicates and rules) and against the
+ * startup file of its machine. */
+static void check_registry(const struct lg_file *f, const struct lg_file *st,
+			   const struct chk_opts *o, struct diag_list *d)
+{
+	struct chk_port *v = NULL;
+	int n = 0, cap = 0;
+	add_claims(f, 0, NULL, &v, &n, &cap, d);
+	chk_ports(v, n, d);
+	free(v);
+	check_health(f, o, d);
+	if (!st)
+		return;
+	for (int i = 0; i < f->nagents; i++) {
+		const struct lg_agent *x = &f->agents[i];
+		int si = x->dup_of < 0 ? lg_find_agent(st, x->name) : -2;
+		if (si == -2)
+			continue;
+		if (si < 0) {
+			diag_add(d, DIAG_WARNING, x->pos, "registry-unknown-agent",
+				 "%s has ports %d/%d here but %s does not define it", x->name, x->port,
+				 x->hp, base(st->path));
+			continue;
+		}
+		const struct lg_agent *y = &st->agents[si];
+		if (x->port && y->port && x->port != y->port) {
+			diag_add(d, DIAG_ERROR, x->port_pos, "registry-mismatch",
+				 "%s has port %d here but %d in %s", x->name, x->port, y->port,
+				 base(st->path));
+			diag_note(d, y->port_pos, "port of %s in %s", y->name, base(st->path));
+		}
+		if (x->hp && y->hp && x->hp != y->hp) {
+			diag_add(d, DIAG_ERROR, x->hp_pos, "registry-mismatch",
+				 "%s has health port %d here but %d in %s", x->name, x->hp, y->hp,
+				 base(st->path));
+			diag_note(d, y->hp_pos, "health_check_port of %s in %s", y->name,
+				  base(st->path));
+		}
+	}
+	for (int i = 0; i < st->nagents; i++) {
+		const struct lg_agent *y = &st->agents[i];
+		if (y->dup_of < 0 && lg_find_agent(f, y->name) < 0)
+			diag_add(d, DIAG_WARNING, y->pos, "unregistered-agent",
+				 "%s (port %d) has no entry in %s", y->name, y->port, base(f->path));
+	}
+	/* the same port under another name in the registry */
+	for (int i = 0; i < f->nagents; i++) {
+		const struct lg_agent *x = &f->agents[i];
+		for (int k = 0; k < st->nagents && x->port; k++) {
+			const struct lg_agent *y = &st->agents[k];
+			if (y->dup_of >= 0 || y->port != x->port || !strcmp(x->name, y->name))
+				continue;
+			diag_add(d, DIAG_ERROR, x->port_pos, "registry-mismatch",
+				 "port %d is %s's here but %s's in %s", x->port, x->name, y->name,
+				 base(st->path));
+			diag_note(d, y->port_pos, "port of %s in %s", y->name, base(st->path));
+			break;
+		}
+	}
+}
+
 void lg_check(struct lg_set *s, const struct chk_opts *o, struct diag_list *d)
 {
 	for (int i = 0; i < s->n; i++) {
@@ -1081,16 +1322,20 @@ void lg_check(struct lg_set *s, const struct chk_opts *o, struct diag_list *d)
 			check_dup_members(f->docker, f->ndocker, d);
 			add_claims(f, 0, f, &v, &n, &cap, d);
 			for (int j = 0; j < s->n; j++)
-				if (s->f[j].kind != LG_STARTUP && lg_startup_for(s, &s->f[j]) == f)
+				if (lg_is_grouping(&s->f[j]) && lg_startup_for(s, &s->f[j]) == f)
 					add_claims(&s->f[j], j + 1, f, &v, &n, &cap, d);
 			chk_ports(v, n, d);
 			free(v);
 			continue;
 		}
+		if (f->kind == LG_REGISTRY) {
+			check_registry(f, st, o, d);
+			continue;
+		}
 		if (st) {
 			check_grouping(f, st, d);
 			for (int j = 0; j < i; j++)
-				if (s->f[j].kind != LG_STARTUP && lg_startup_for(s, &s->f[j]) == st &&
+				if (lg_is_grouping(&s->f[j]) && lg_startup_for(s, &s->f[j]) == st &&
 				    group_set_cmp(&s->f[j], f) && f->ngroups) {
 					diag_add(d, DIAG_WARNING, f->groups[0].pos, "conflicting-groupings",
 						 "%s groups the agents of %s into %d groups, %s into %d "

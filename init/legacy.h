@@ -9,13 +9,14 @@
  *   startup_config.yaml, PC-2 form:    KEY: [{name: AGENT, script_path: ...}, ...]
  *   container_grouping.yaml:           container_groups: {GROUP: {agents: [{name: ...}]}}
  *   container_groups.yaml:             GROUP: [AGENT, ...], container_mapping: {...}
+ *   PORT_REGISTRY.md:                  a markdown table | # | Agent Name | ZMQ Port | Health Check Port |
  */
 #ifndef AINIT_LEGACY_H
 #define AINIT_LEGACY_H
 
 #include "check.h"
 
-enum lg_kind { LG_ERROR = -1, LG_V1 = 0, LG_STARTUP, LG_GROUPING, LG_GROUPS };
+enum lg_kind { LG_ERROR = -1, LG_V1 = 0, LG_STARTUP, LG_GROUPING, LG_GROUPS, LG_REGISTRY };
 
 struct lg_name {
 	const char *name;
@@ -85,5 +86,7 @@ void lg_check(struct lg_set *s, const struct chk_opts *o, struct diag_list *d);
  * startup file given; NULL when none. */
 struct lg_file *lg_startup_for(struct lg_set *s, const struct lg_file *grouping);
 int lg_find_agent(const struct lg_file *f, const char *name);
+/* A grouping file (container_grouping.yaml or container_groups.yaml)? */
+bool lg_is_grouping(const struct lg_file *f);
 
 #endif

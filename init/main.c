@@ -9,6 +9,7 @@
 #include "export_compose.h"
 #include "gpu.h"
 #include "import.h"
+#include "oci.h"
 #include "run.h"
 #include "sandbox.h"
 
@@ -27,6 +28,15 @@ static void usage(FILE *f)
 		   "/etc/ainit/appliance.yaml\n");
 }
 
+/* export compose lives with the config code, export oci with the sandbox:
+ * dispatch here so neither links the other. */
+static int cmd_export(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "oci"))
+		return cmd_export_oci(argc - 1, argv + 1);
+	return cmd_export_compose(argc, argv);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -34,7 +44,7 @@ static const struct {
 	{"run", cmd_run},
 	{"check", cmd_check},
 	{"import", cmd_import},
-	{"export", cmd_export},
+	{"export", cmd_export},  /* below: compose or oci */
 	{"ctl", cmd_ctl},
 	{"gpu", cmd_gpu},
 	{"sandbox", cmd_sandbox},

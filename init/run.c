@@ -18,6 +18,7 @@
 #include "boot.h"
 #include "check.h"
 #include "log.h"
+#include "metrics.h"
 #include "logcap.h"
 #include "probe.h"
 #include "sandbox.h"
@@ -241,6 +242,8 @@ static void start_supervision(struct ai_state *st)
 		log_error(&e); /* agents without capture write to /dev/null */
 	if (probe_init(st, &e) < 0)
 		log_error(&e); /* agents still run; their checks report the failure */
+	if (met_init(st, &e) < 0)
+		log_error(&e); /* supervision goes on without /metrics */
 	log_info("run", NULL, "supervising %d agents in %d groups", st->cfg->nagents,
 		 st->cfg->ngroups);
 	sup_start_all(st);
@@ -340,6 +343,7 @@ int cmd_run(int argc, char **argv)
 out:
 	ctl_close(st);
 	logcap_fini(st);
+	met_fini(st);
 	probe_fini(st);
 	sup_fini(st);
 	cfg_free(st->cfg);

@@ -410,6 +410,19 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 		if ((r = bind_into(sp, tgt, m->ro, s->name, e)) < 0)
 			return r;
 	}
+	/* The supervisor's notify sockets (probe.c: STATE/notify/N.sock) on
+	 * their own path, so that sd_notify agents reach them from inside. */
+	if (o->state_dir) {
+		char nd[PATH_MAX];
+		struct stat sb;
+		snprintf(nd, sizeof nd, "%s/notify", o->state_dir);
+		if (nd[0] == '/' && stat(nd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			if (mkdir_p(nd + 1) < 0 || bind_into(nd, nd + 1, false, s->name, e) < 0)
+				log_warn("sandbox", s->name,
+					 "notify sockets %s not reachable inside (the root is read-only there): "
+					 "notify health checks of this group will fail", nd);
+		}
+	}
 	/* gpu: the driver's libraries, read-only on their own path (gpu.c) */
 	for (int i = 0; s->gpu && i < s->gpu->nlibs; i++)
 		if ((r = bind_into(s->gpu->libs[i], s->gpu->libs[i] + 1, true, s->name, e)) < 0)
@@ -418,8 +431,10 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 	/* pivot_root(".", "."): the old root lands on top of the new one and
 	 * is detached at once; nothing of the host stays reachable. */
 	if (syscall(SYS_pivot_root, ".", ".") < 0) {
-		/* The initramfs (rootfs) cannot be pivoted away from: move+chroot. */
-		if (errno != EINVAL || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+		/* The initramfs (rootfs) cannot be pivoted away from: our tree
+		 * already sits on top of it at "/", so chroot into it (agents
+		 * have no CAP_SYS_CHROOT to leave it). */
+		if (errno != EINVAL || chroot(".") < 0)
 			return ai_fail(e, "sandbox", "pivot_root", errno, "group %s", s->name);
 	} else if (umount2(".", MNT_DETACH) < 0) {
 		return ai_fail(e, "sandbox", "umount2(old root)", errno, "group %s", s->name);

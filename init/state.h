@@ -14,6 +14,7 @@
 #include "vport.h"
 
 struct probe_tab;
+struct met_server;
 struct sbx_sup;
 
 enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
@@ -36,6 +37,7 @@ struct ai_state {
 	uint64_t started_ms;
 	uint64_t orphans_reaped;
 	struct probe_tab *probes;   /* probe.c: health checks, remote dependencies */
+	struct met_server *metrics; /* metrics.c: GET /metrics, /health/AGENT */
 	int console_fd;             /* PID 1: /dev/console (boot.c), else -1 */
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
 	struct sbx_sup *sbx;        /* non-NULL: groups run in their sandbox (sandbox.h) */

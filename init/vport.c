@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -34,6 +36,7 @@
 #define PORTS_DIR "/sys/class/virtio-ports"
 #define RETRY_MIN_MS 50
 #define RETRY_MAX_MS 5000
+#define VPORT_GRACE_MS 1000
 
 static void service(struct ai_state *st);
 static void on_port(struct ai_state *st, struct loop_src *src, uint32_t events);
@@ -104,9 +107,24 @@ static int scan(struct ai_vport *v, struct ai_err *e)
 
 static void set_async(struct ai_vport *v, bool on)
 {
+	if (v->async == on)
+		return;
 	int fl = fcntl(v->fd, F_GETFL);
-	if (fl < 0 || fcntl(v->fd, F_SETFL, on ? fl | O_ASYNC : fl & ~O_ASYNC) < 0)
+	if (fl < 0 || fcntl(v->fd, F_SETFL, on ? fl | O_ASYNC : fl & ~O_ASYNC) < 0) {
 		log_err("vport", v->path, "fcntl O_ASYNC: %s", strerror(errno));
+		return;
+	}
+	v->async = on;
+}
+
+/* Is a host client connected? virtio_console's poll says POLLHUP exactly
+ * when it is not (a socketpair whose peer left says the same). */
+static bool host_here(struct ai_vport *v)
+{
+	struct pollfd p = {.fd = v->fd, .events = POLLIN | POLLOUT};
+	if (poll(&p, 1, 0) < 0)
+		return false;
+	return !(p.revents & (POLLHUP | POLLERR));
 }
 
 /* A host is connected: serve the fd from epoll, without SIGIO. */
@@ -128,19 +146,50 @@ static void watch(struct ai_state *st, bool want_out)
 	set_async(v, false);
 }
 
-/* The host closed its end (or was never there): whatever half request or
- * unsent reply we hold belonged to that client. */
-static void on_hangup(struct ai_state *st)
+/* No host: out of epoll (it would report HUP forever), wait for SIGIO,
+ * which the driver raises when a host connects or sends. */
+static void unwatch(struct ai_state *st)
 {
 	struct ai_vport *v = &st->vport;
-	if (v->outlen > v->outoff)
-		v->dropped++;
-	v->inlen = v->outlen = v->outoff = 0;
-	v->skipping = false;
 	if (v->in_epoll) {
 		loop_del(&st->loop, &v->src);
 		v->in_epoll = false;
 	}
+	set_async(v, true);
+}
+
+static void drop(struct ai_vport *v)
+{
+	if (v->outlen > v->outoff)
+		v->dropped++;
+	v->inlen = v->outlen = v->outoff = 0;
+	v->skipping = false;
+}
+
+/* The host is gone: what we hold belonged to a client that left, and must
+ * never reach the next one. Except just after data came in: the driver
+ * handles the host's "connected" message in a workqueue but data in the
+ * interrupt, so a fresh client's request can arrive while the port still
+ * reads as hung up. Hold such state for VPORT_GRACE_MS (SIGIO comes with
+ * the "connected" message); the stale timer drops it after that. Returns
+ * true when held. */
+static bool hold_or_drop(struct ai_state *st)
+{
+	struct ai_vport *v = &st->vport;
+	uint64_t until = v->last_rx_ms + VPORT_GRACE_MS;
+	if ((v->inlen || v->outlen) && ai_now_ms() < until && v->stale.slot >= 0) {
+		loop_timer_arm(&st->loop, &v->stale, until);
+		return true;
+	}
+	drop(v);
+	return false;
+}
+
+static void on_stale(struct ai_state *st, struct loop_timer *t)
+{
+	(void)t;
+	if (st->vport.fd >= 0 && !host_here(&st->vport))
+		drop(&st->vport);
 }
 
 /* Write what is pending. Returns true when nothing is left. */
@@ -156,7 +205,7 @@ static bool flush(struct ai_state *st)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN)
-			return false; /* queue full, or no host: EPOLLOUT or HUP decides */
+			return false; /* queue full, or no host: the caller decides */
 		log_warn("vport", v->path, "write: %s; reply dropped", w < 0 ? strerror(errno) : "0 bytes");
 		v->dropped++;
 		break;
@@ -206,25 +255,35 @@ static void process(struct ai_state *st)
 static void on_port(struct ai_state *st, struct loop_src *src, uint32_t events)
 {
 	(void)src;
-	if ((events & EPOLLOUT) && st->vport.outlen > 0 && flush(st))
-		process(st);
+	(void)events;
 	service(st);
 }
 
-/* Read what there is and take the state from what read says: data or
- * EAGAIN = a host is connected; 0 = no host. */
+/* Move everything as far as it goes, and take the port's state from what
+ * the calls say: data or EAGAIN on read = a host is connected; read 0 = no
+ * host and nothing queued. Reads stop while a reply waits. */
 static void service(struct ai_state *st)
 {
 	struct ai_vport *v = &st->vport;
 	for (;;) {
 		if (v->outlen > 0) {
-			/* a reply waits: read no more until it is out or dropped */
-			watch(st, true);
-			return;
+			if (flush(st)) {
+				process(st);
+				continue;
+			}
+			if (host_here(v)) { /* queue full: wait for room */
+				watch(st, true);
+				return;
+			}
+			unwatch(st);
+			if (hold_or_drop(st))
+				return;
+			continue;
 		}
 		ssize_t n = read(v->fd, v->in + v->inlen, CTL_MAX_REQ - v->inlen);
 		if (n > 0) {
 			v->inlen += (size_t)n;
+			v->last_rx_ms = ai_now_ms();
 			process(st);
 			continue;
 		}
@@ -236,15 +295,14 @@ static void service(struct ai_state *st)
 		}
 		if (n < 0)
 			log_err("vport", v->path, "read: %s", strerror(errno));
-		/* No host client. Out of epoll (it would say HUP forever), O_ASYNC
-		 * on, then read once more: a host that came in between raised no
-		 * SIGIO that we could have seen. */
-		bool was = v->in_epoll;
-		on_hangup(st);
-		if (was)
-			set_async(v, true);
-		if (!was || n < 0)
-			return;
+		/* A host that came in before O_ASYNC was on raised no SIGIO we
+		 * could see: after switching to SIGIO, read once more. */
+		bool was_watching = v->in_epoll || !v->async;
+		unwatch(st);
+		if (was_watching && n == 0)
+			continue;
+		hold_or_drop(st);
+		return;
 	}
 }
 
@@ -263,6 +321,7 @@ static void reset(struct ai_vport *v)
 	memset(v, 0, sizeof *v);
 	v->fd = v->uevfd = v->sigfd = -1;
 	v->retry.slot = -1;
+	v->stale.slot = -1;
 }
 
 static int buffers(struct ai_state *st, struct ai_err *e)
@@ -306,6 +365,13 @@ int vport_attach(struct ai_state *st, int fd_, const char *name, struct ai_err *
 	int r = loop_add(&st->loop, &v->sigsrc, sfd, EPOLLIN, on_sigio, NULL, e);
 	if (r < 0)
 		return r;
+	if (v->stale.slot < 0) {
+		r = loop_timer_register(&st->loop, &v->stale, on_stale, NULL, e);
+		if (r < 0) {
+			loop_del(&st->loop, &v->sigsrc);
+			return r;
+		}
+	}
 	/* Start in epoll, not by reading here: requests queued before boot
 	 * must be served from the loop, once the supervisor is set up, not
 	 * from inside vport_open(). The first round sees data or the hangup. */
@@ -467,8 +533,48 @@ void vport_close(struct ai_state *st)
 		close(v->fd);
 	if (v->retry.slot >= 0)
 		loop_timer_unregister(&st->loop, &v->retry);
+	if (v->stale.slot >= 0)
+		loop_timer_unregister(&st->loop, &v->stale);
 	v->fd = v->uevfd = v->sigfd = -1;
 	free(v->in);
 	free(v->out);
 	v->in = v->out = NULL;
+}
+
+void vport_drain(struct ai_state *st, int timeout_ms)
+{
+	struct ai_vport *v = &st->vport;
+	uint64_t deadline = ai_now_ms() + (uint64_t)timeout_ms;
+	sigset_t io;
+	if (v->fd < 0 || v->outlen == 0)
+		return;
+	sigemptyset(&io);
+	sigaddset(&io, SIGIO);
+	set_async(v, true);
+	while (v->outoff < v->outlen) {
+		uint64_t now = ai_now_ms();
+		if (now >= deadline)
+			break;
+		ssize_t w = write(v->fd, v->out + v->outoff, v->outlen - v->outoff);
+		if (w > 0) {
+			v->outoff += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN)
+			break;
+		uint64_t left = deadline - now;
+		if (host_here(v)) {
+			struct pollfd p = {.fd = v->fd, .events = POLLOUT};
+			poll(&p, 1, (int)left);
+		} else {
+			struct timespec ts = {.tv_sec = (time_t)(left / 1000),
+					      .tv_nsec = (long)(left % 1000) * 1000000L};
+			sigtimedwait(&io, NULL, &ts); /* the host connecting */
+		}
+	}
+	if (v->outoff < v->outlen)
+		v->dropped++;
+	v->outlen = v->outoff = 0;
 }

@@ -11,15 +11,19 @@
  * epoll and waits for SIGIO (O_ASYNC), which virtio_console raises when the
  * host connects or sends data. An idle port makes no wakeups.
  *
- * Replies are written non-blocking; what the host does not take (no client,
- * EAGAIN) is dropped, never delivered later to another client. Buffers are
- * allocated once, in vport_open(). Never blocks, never forks.
+ * Replies are written non-blocking; what the host does not take because its
+ * client left is dropped, never delivered later to another client. One
+ * exception, for a driver quirk: a request whose client seems gone within
+ * VPORT_GRACE_MS of its arrival is held that long (see hold_or_drop).
+ * Buffers are allocated once, in vport_open(). Never blocks, never forks
+ * (but vport_drain(), for the very end).
  */
 #ifndef AINIT_VPORT_H
 #define AINIT_VPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 #include "loop.h"
@@ -32,8 +36,11 @@ struct ai_vport {
 	int sigfd;               /* signalfd for SIGIO, -1 until the port opens */
 	struct loop_src src, uevsrc, sigsrc;
 	struct loop_timer retry; /* fallback when uevents are not available */
+	struct loop_timer stale; /* drops what a vanished client left */
 	unsigned retry_ms;
+	uint64_t last_rx_ms;     /* when data last came in */
 	bool in_epoll;           /* port fd registered (host connected) */
+	bool async;              /* O_ASYNC on: waiting for SIGIO */
 	bool skipping;           /* discarding an oversized request line */
 	size_t inlen, outlen, outoff;
 	char *in;                /* CTL_MAX_REQ + 1 */
@@ -53,5 +60,9 @@ void vport_close(struct ai_state *st);
  * Takes the fd, also on failure; NAME is for messages. st->vport must be
  * zeroed or set up by vport_open(). */
 int vport_attach(struct ai_state *st, int fd, const char *name, struct ai_err *e);
+
+/* Last words: boot.c, before reboot(2). Wait up to timeout_ms for the host
+ * to take a reply still pending (the answer to `poweroff` itself). */
+void vport_drain(struct ai_state *st, int timeout_ms);
 
 #endif

@@ -6,8 +6,8 @@ FUZZ_CC         ?= clang
 FUZZ_TIME       ?= 600
 FUZZ_SMOKE_TIME ?= 45
 FUZZ_DIR        := $(BUILD)/fuzz
-FUZZ_SRCS       := $(addprefix init/,cfgtree.c config.c check.c legacy.c import.c export_compose.c \
-                     diag.c util.c err.c log.c gpu.c)
+# every module but main.c: what the checker reaches changes as modules grow
+FUZZ_SRCS       := $(filter-out init/main.c,$(SRCS))
 FUZZ_SEEDS      := $(wildcard configs/*.yaml configs/import/*.yaml tests/fuzz-seeds/*) \
                    $(wildcard ../shared/fixtures/seed-era/*/*.yaml ../shared/fixtures/seed-era/compose/*/*.yml)
 FUZZ_FLAGS      := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -18,7 +18,7 @@ fuzz-build: $(FUZZ_DIR)/config_fuzz
 
 $(FUZZ_DIR)/config_fuzz: fuzz/config_fuzz.c $(FUZZ_SRCS) $(wildcard init/*.h)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-unused-command-line-argument -Iinit $(FUZZ_FLAGS) \
+	$(FUZZ_CC) $(CSTD) $(WARN) -Wno-unused-command-line-argument -iquote init $(FUZZ_FLAGS) \
 	  $(PKG_CFLAGS) -o $@ fuzz/config_fuzz.c $(FUZZ_SRCS) $(PKG_LIBS) -ldl
 
 $(FUZZ_DIR)/corpus/.seeded: $(FUZZ_SEEDS)
@@ -33,8 +33,10 @@ FUZZ_RUN = cd $(FUZZ_DIR) && ./config_fuzz -rss_limit_mb=1024 -timeout=10 -max_l
 fuzz: $(FUZZ_DIR)/config_fuzz $(FUZZ_DIR)/corpus/.seeded
 	$(FUZZ_RUN) -max_total_time=$(FUZZ_TIME)
 
-fuzz-smoke: $(FUZZ_DIR)/config_fuzz $(FUZZ_DIR)/corpus/.seeded
-	@if ! command -v $(FUZZ_CC) >/dev/null; then echo "fuzz-smoke: skipped ($(FUZZ_CC) not installed)"; exit 0; fi
-	$(FUZZ_RUN) -max_total_time=$(FUZZ_SMOKE_TIME)
+# In make check: skipped, and said so, where clang or libFuzzer is missing.
+fuzz-smoke:
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SMOKE_TIME); \
+	else echo "fuzz-smoke: skipped ($(FUZZ_CC) not installed; mk/deps.sh installs it)"; fi
 
 check: fuzz-smoke

@@ -104,6 +104,9 @@ def test_pc2_startup():
     assert "error_bus_port 7150" in bus["msg"] and "VisionProcessingAgent" in bus["msg"]
     assert bus["note"]["line"] == 56
     at(d, f, 254, "env-expansion")
+    assert "26 flow mappings end with a trailing comma" in at(d, f, 14, "flow-style")["msg"]
+    assert "Removed HealthMonitor dependency" in at(d, f, 164, "flow-style")["msg"]
+    assert "Removed SystemHealthManager dependency" in at(d, f, 238, "flow-style")["msg"]
     # no cycle and every dependency defined
     assert not rules(d)["dependency-cycle"] and not rules(d)["undefined-dependency"]
 
@@ -149,6 +152,24 @@ def test_mainpc_later():
     assert at(d, f, 170, "port-collision")["note"]["line"] == 162   # rest_port = its health port
     assert rules(d)["port-collision"] == 2   # none among port/health_check_port themselves
     assert rules(d)["dependency-cycle"] == 0
+
+
+@needs_seed
+def test_pc2_port_registry():
+    rc, d, err = check("pc2/PORT_REGISTRY.md", "pc2/startup_config.yaml", cwd=SEED)
+    assert rc == 1, err
+    r = "pc2/PORT_REGISTRY.md"
+    x = at(d, r, 36, "port-collision")       # health port 8100 twice
+    assert "SystemDigitalTwin" in x["msg"] and "TieredResponder" in x["msg"] and x["note"]["line"] == 16
+    assert "follows only 81xx" in at(d, r, 36, "health-port-rule")["msg"]   # 7120 -> 8100
+    for line in (22, 23, 25, 26, 33, 36, 37, 41):  # not in startup_config
+        at(d, r, line, "registry-unknown-agent")
+    tut = [x for x in d if x["rule"] == "registry-mismatch" and x["line"] == 24]
+    assert any("7108 here but 7131" in x["msg"] for x in tut)            # TutoringAgent
+    assert any("TutorAgent" in x["msg"] and x["note"]["line"] == 85 for x in tut)
+    assert "SystemHealthManager" in [x for x in d if x["rule"] == "registry-mismatch" and x["line"] == 33][0]["msg"]
+    unreg = {x["line"] for x in d if x["rule"] == "unregistered-agent"}
+    assert unreg == {8, 53, 82, 158}  # MemoryOrchestratorService, VisionProcessingAgent, TutorAgent, SystemHealthManager
 
 
 def test_shipped_configs_are_clean():
@@ -218,3 +239,19 @@ def test_export_compose(tmp_path):
     gpu = doc["services"]["model-manager-agent"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["count"] == "all" and gpu["capabilities"] == ["gpu"]
     assert set(doc["volumes"]) >= {"logs", "data", "models", "redis_data"}
+
+
+def test_run_refuses_what_check_rejects(tmp_path):
+    """The supervisor runs the same rules after loading and refuses the config."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\ndefaults: {user: root}\ngroups:\n  g:\n    agents:\n"
+                   "      a: {command: [sleep, \"60\"], port: 7220}\n"
+                   "      b: {command: [sleep, \"60\"], port: 7220, depends_on: [c]}\n"
+                   "      c: {command: [sleep, \"60\"], depends_on: [b]}\n")
+    rc, d, err = check(cfg)
+    assert rc == 1
+    r = subprocess.run([AINIT, "run", "--config", str(cfg), "--state-dir", str(tmp_path / "st")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert re.search(r"c\.yaml:7:\d+: error: port 7220 of b is already the port of a \[port-collision\]", r.stderr)
+    assert "[dependency-cycle]" in r.stderr

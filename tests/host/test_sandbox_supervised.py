@@ -72,3 +72,24 @@ groups:
     cg = Path("/sys/fs/cgroup/unified")
     if cg.exists():
         assert not (cg / f"ainit.{pid}").exists()
+
+
+def test_notify_reaches_the_supervisor_from_inside(ainit_run, tmp_path):
+    # sd_notify READY=1 from inside a sandbox (own mount and net namespace):
+    # the supervisor's notify socket directory is bound in on its own path.
+    send = ("import os, socket\\n"
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\\n"
+            "p = os.environ['NOTIFY_SOCKET']\\n"
+            "s.sendto(b'READY=1', '\\\\0' + p[1:] if p[0] == '@' else p)\\n"
+            "import time; time.sleep(300)\\n")
+    a = ainit_run(f"""
+version: 1
+groups:
+  n:
+    user: root
+    network: none
+    agents:
+      ready: {{command: [python3, -c, "{send}"], health: {{notify: true, start_period: 20s}}}}
+""", extra_args=("--sandbox",))
+    st = a.wait_state("ready", "healthy", timeout=15)
+    assert st["health"] == "healthy"

@@ -44,7 +44,7 @@ def build_image(config, outdir):
 class Guest:
     """One QEMU guest booted from IMAGEDIR, its state kept in WORKDIR."""
 
-    def __init__(self, imagedir, workdir):
+    def __init__(self, imagedir, workdir, machine="q35", extra=()):
         self.workdir = str(workdir)
         self.console = os.path.join(self.workdir, "console.log")
         self.sock = os.path.join(self.workdir, "ctl.sock")
@@ -53,8 +53,8 @@ class Guest:
             shutil.copyfile(os.path.join(imagedir, f), os.path.join(self.workdir, f))
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [os.path.join(TOP, "image", "qemu"), "--timeout", "600",
-             "--kvm-cache", os.path.join(BUILD, "kernel"), self.workdir],
+            [os.path.join(TOP, "image", "qemu"), "--timeout", "600", "--machine", machine,
+             "--kvm-cache", os.path.join(BUILD, "kernel"), *extra, self.workdir],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.sock):

@@ -371,6 +371,7 @@ static void test_legacy_pc2_and_groupings(void **s)
 			 LG_GROUPS);
 	lg_check(set, NULL, &d);
 	find(&d, "dependency-cycle", 3, 21);
+	find(&d, "flow-style", 5, 23); /* the trailing comma of [A], } */
 	const struct diag *x = find(&d, "duplicate-agent", 9, 11);
 	assert_int_equal(x->note_pos.line, 2);
 	find(&d, "port-range", 12, 24);
@@ -387,6 +388,33 @@ static void test_legacy_pc2_and_groupings(void **s)
 	find(&d, "conflicting-groupings", 1, 1);
 	find(&d, "duplicate-member", 2, 6);
 	find(&d, "grouping-unknown-agent", 2, 9); /* Z */
+	diag_free(&d);
+	lg_set_free(set);
+}
+
+static void test_registry(void **s)
+{
+	(void)s;
+	static const char reg[] = "# Registry\n"
+				  "| # | Agent Name | ZMQ Port | Health Check Port |\n"
+				  "|---|------------|----------|-------------------|\n"
+				  "| 1 | A          | 7100     | 8100              |\n"
+				  "| 2 | Gone       | 7101     | 8101              |\n"
+				  "| 3 | Twin       | 7120     | 8100              |\n"
+				  "| 4 | B          | 7102     | 8102              |\n";
+	struct diag_list d = {0};
+	struct lg_set *set = lg_set_new();
+	assert_int_equal(lg_add_buf(set, "p/PORT_REGISTRY.md", reg, strlen(reg), &d), LG_REGISTRY);
+	assert_int_equal(lg_add_buf(set, "p/startup_config.yaml", PC2, strlen(PC2), &d), LG_STARTUP);
+	lg_check(set, NULL, &d);
+	const struct diag *x = find(&d, "port-collision", 6, 31); /* 8100 twice */
+	assert_int_equal(x->note_pos.line, 4);
+	x = find(&d, "health-port-rule", 6, 31);                 /* only 81xx */
+	assert_non_null(strstr(x->msg, "follows only 81xx"));
+	find(&d, "registry-unknown-agent", 5, 7);
+	find(&d, "registry-mismatch", 7, 20);  /* B: 7102 here, 7101 there */
+	find(&d, "registry-mismatch", 5, 20);  /* 7101 is Gone's here, B's there */
+	assert_false(lg_is_grouping(lg_get(set, 0)));
 	diag_free(&d);
 	lg_set_free(set);
 }
@@ -463,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_legacy_startup),
 		cmocka_unit_test(test_legacy_pc2_and_groupings),
+		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_import_round_trip),
 	};
