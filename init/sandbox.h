@@ -134,6 +134,7 @@ struct sbx_sup {
 };
 
 /* What the agent child needs, kept by the caller across spawn_start(). */
+#define SBX_MAX_ENV 256
 struct sbx_child {
 	struct sbx_group *s;
 	const char *agent;
@@ -144,6 +145,10 @@ struct sbx_child {
 	char id[128];
 	char *argv[6];
 	bool bind_root;
+	/* gpu: the agent's environment plus its group's GPU variables (the
+	 * caller's envp when the group has none) */
+	char *envp[SBX_MAX_ENV + 4];
+	char gpu_env[3][192];
 };
 
 int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *config_path,
