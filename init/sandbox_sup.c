@@ -15,6 +15,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "gpu.h"
 #include "log.h"
 #include "oci.h"
 #include "spawn.h"
@@ -32,7 +33,8 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 	if (!x->groups)
 		return ai_fail(e, "sandbox", "calloc", ENOMEM, "%d groups", cfg->ngroups);
 	for (int i = 0; i < cfg->ngroups; i++)
-		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns = -1;
+		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns =
+			x->groups[i].orphfd = -1;
 	/* Profiles: next to the config (configs/seccomp/), then /etc/ainit/seccomp. */
 	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
 	snprintf(x->sdir, sizeof x->sdir, "%.*s/seccomp", slash ? (int)(slash - config_path) : 1,
@@ -113,6 +115,29 @@ static int runc_req(struct sbx_sup *x, const struct ai_config *cfg, int ai, stru
 	return 0;
 }
 
+/* gpu: the group's CUDA_/NVIDIA_ variables (gpu.c plans them) join the
+ * agent's environment, unless the agent sets its own. No allocation: the
+ * storage is C, which lives until the child has exec'd. */
+static void gpu_env(const struct sbx_group *s, struct sbx_child *c, struct spawn_req *req)
+{
+	int n = 0;
+	for (char *const *v = req->envp; v && *v && n < SBX_MAX_ENV; v++)
+		c->envp[n++] = *v;
+	for (int i = 0, n0 = n; i < s->gpu->nenv && i < 3; i++) {
+		const struct gpu_env *ge = &s->gpu->env[i];
+		size_t kl = strlen(ge->key);
+		bool set = false;
+		for (int j = 0; j < n0 && !set; j++)
+			set = !strncmp(c->envp[j], ge->key, kl) && c->envp[j][kl] == '=';
+		if (!set) {
+			snprintf(c->gpu_env[i], sizeof c->gpu_env[i], "%s=%s", ge->key, ge->value);
+			c->envp[n++] = c->gpu_env[i];
+		}
+	}
+	c->envp[n] = NULL;
+	req->envp = c->envp;
+}
+
 int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
 		      struct sbx_child *c, struct spawn_req *req, struct ai_err *e)
 {
@@ -142,6 +167,8 @@ int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
 	req->cgroup_fd = s->cgfd;
 	req->child_setup = sbx_child_setup;
 	req->child_data = c;
+	if (s->gpu)
+		gpu_env(s, c, req);
 	return 0;
 }
 
@@ -150,4 +177,17 @@ int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e)
 	if (gi < 0 || gi >= x->ngroups || !x->groups[gi].holder)
 		return 0;
 	return sbx_kill(&x->groups[gi], e);
+}
+
+uint64_t sbx_sup_orphans(struct sbx_sup *x)
+{
+	uint64_t sum = 0;
+	for (int i = 0; x && i < x->ngroups; i++) {
+		struct sbx_group *s = &x->groups[i];
+		uint64_t v;
+		if (s->orphfd >= 0 && read(s->orphfd, &v, sizeof v) == (ssize_t)sizeof v)
+			s->orphans += v;
+		sum += s->orphans;
+	}
+	return sum;
 }
