@@ -18,6 +18,7 @@
 #include "log.h"
 #include "logcap.h"
 #include "probe.h"
+#include "sandbox.h"
 #include "state.h"
 #include "util.h"
 
@@ -81,7 +82,9 @@ static void cmd_status(struct ai_state *st, const struct ctl_req *rq, struct jw 
 	jw_kbool(w, "pid1", st->pid1);
 	jw_kstr(w, "degraded", st->degraded[0] ? st->degraded : NULL);
 	jw_kint(w, "uptime_ms", (long long)(now - st->started_ms));
-	jw_kint(w, "orphans_reaped", (long long)st->orphans_reaped);
+	/* inside sandboxed groups orphans land on the group's holder */
+	jw_kint(w, "orphans_reaped",
+		(long long)(st->orphans_reaped + (st->sbx ? sbx_sup_orphans(st->sbx) : 0)));
 	jw_key(w, "agents");
 	jw_arr_begin(w);
 	for (int i = 0; i < st->nagents; i++)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -462,6 +463,10 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		child_fail(wfd, &e, 125);
 	}
 	prctl(PR_SET_NAME, "ainit-holder", 0, 0, 0); /* what `ps` shows inside */
+	if (unshare(s->nsflags) < 0) {
+		ai_fail(&e, "sandbox", "unshare", errno, "group %s: namespaces", s->name);
+		child_fail(wfd, &e, 125);
+	}
 	umask(0);
 	if (build_root(s, o, &e) < 0)
 		child_fail(wfd, &e, 125);
@@ -472,9 +477,13 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 	}
 	if (g->network != NET_HOST && netns_lo_up(&e) < 0)
 		child_fail(wfd, &e, 125);
+	struct sbx_msg ok = {.ok = 1};
 	if (g->network == NET_BRIDGE) {
 		char go;
 		ssize_t n;
+		/* Root built, namespace there: the supervisor may make the veth. */
+		if (write(wfd, &ok, sizeof ok) != sizeof ok)
+			_exit(125);
 		do
 			n = read(gofd, &go, 1);
 		while (n < 0 && errno == EINTR);
@@ -485,14 +494,20 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		if (netns_eth0_config(na, &e) < 0)
 			child_fail(wfd, &e, 125);
 	}
-	struct sbx_msg ok = {.ok = 1};
 	if (write(wfd, &ok, sizeof ok) != sizeof ok)
 		_exit(125);
 	close(wfd);
 	if (gofd >= 0)
 		close(gofd);
-	/* Drop every fd inherited from the supervisor. */
-	close_range(0, ~0U, 0);
+	/* Drop every fd inherited from the supervisor but the orphan counter. */
+	int ofd = s->orphfd;
+	if (ofd >= 0) {
+		if (ofd > 0)
+			close_range(0, (unsigned)ofd - 1, 0);
+		close_range((unsigned)ofd + 1, ~0U, 0);
+	} else {
+		close_range(0, ~0U, 0);
+	}
 
 	sigset_t w;
 	sigemptyset(&w);
@@ -504,8 +519,12 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		int sig = sigwaitinfo(&w, &si);
 		if (sig == SIGTERM || sig == SIGINT)
 			_exit(0);
+		uint64_t n = 0;
 		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
+			n++;
+		if (n && ofd >= 0 && write(ofd, &n, sizeof n) < 0) {
+			/* the supervisor is gone; we are about to be killed */
+		}
 	}
 }
 
@@ -525,7 +544,7 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 	s->cfg = cfg;
 	s->gi = gi;
 	s->name = g->name;
-	s->holder_pidfd = s->cgfd = s->own_pidns = -1;
+	s->holder_pidfd = s->cgfd = s->own_pidns = s->orphfd = -1;
 	snprintf(s->root, sizeof s->root, "%s", o->root ? o->root : "/");
 
 	if (g->runtime != RT_NATIVE)
@@ -581,6 +600,48 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		s->cg = o->cg;
 		if ((r = s->cgfd = cg_create(o->cg, g->name, e)) < 0)
 			goto fail;
+	}
+
+	s->nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
+		     (g->network != NET_HOST ? CLONE_NEWNET : 0);
+	s->orphfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->orphfd < 0) {
+		r = ai_fail(e, "sandbox", "eventfd", errno, "group %s: orphan counter", g->name);
+		goto fail;
+	}
+	if (pipe2(st, O_CLOEXEC) < 0 || (g->network == NET_BRIDGE && pipe2(go, O_CLOEXEC) < 0)) {
+		r = ai_fail(e, "sandbox", "pipe2", errno, "group %s", g->name);
+		goto fail;
+	}
+	struct clone_args ca = {
+		/* Only the pid namespace at clone (the holder must be its PID 1);
+		 * the holder unshares the rest itself, so that the costly ones
+		 * (net) do not block the supervisor. */
+		.flags = CLONE_PIDFD | CLONE_NEWPID | (s->cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)(s->cgfd >= 0 ? s->cgfd : 0),
+	};
+	pid = clone3_raw(&ca);
+	if (pid < 0) {
+		r = ai_fail(e, "sandbox", "clone3", errno, "group %s: holder", g->name);
+		goto fail;
+	}
+	if (pid == 0) {
+		close(st[0]);
+		if (go[1] >= 0)
+			close(go[1]);
+		holder_main(s, o, st[1], go[0], &na);
+	}
+	close(st[1]), st[1] = -1;
+	if (go[0] >= 0)
+		close(go[0]), go[0] = -1;
+	s->holder = pid;
+	s->holder_pidfd = pidfd;
+	/* Limits and the device program while the holder builds the root
+	 * (another CPU): the holder only mknods the minimal set meanwhile,
+	 * and no agent starts before this function returns. */
+	if (s->cgfd >= 0) {
 		if ((r = cg_apply_limits(o->cg, s->cgfd, g->name, &g->res, e)) < 0)
 			goto fail;
 		/* Device rules: the minimal set plus the group's own nodes. */
@@ -605,57 +666,30 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 			goto fail;
 	}
 
-	s->nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
-		     (g->network != NET_HOST ? CLONE_NEWNET : 0);
-	if (pipe2(st, O_CLOEXEC) < 0 || (g->network == NET_BRIDGE && pipe2(go, O_CLOEXEC) < 0)) {
-		r = ai_fail(e, "sandbox", "pipe2", errno, "group %s", g->name);
-		goto fail;
-	}
-	struct clone_args ca = {
-		.flags = CLONE_PIDFD | CLONE_NEWPID | (uint64_t)s->nsflags |
-			 (s->cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
-		.cgroup = (uint64_t)(s->cgfd >= 0 ? s->cgfd : 0),
-	};
-	pid = clone3_raw(&ca);
-	if (pid < 0) {
-		r = ai_fail(e, "sandbox", "clone3", errno, "group %s: holder", g->name);
-		goto fail;
-	}
-	if (pid == 0) {
-		close(st[0]);
-		if (go[1] >= 0)
-			close(go[1]);
-		holder_main(s, o, st[1], go[0], &na);
-	}
-	close(st[1]), st[1] = -1;
-	if (go[0] >= 0)
-		close(go[0]), go[0] = -1;
-	s->holder = pid;
-	s->holder_pidfd = pidfd;
-	if (g->network == NET_BRIDGE) {
-		snprintf(s->veth, sizeof s->veth, "aiv%d.%d", gi, (int)(pid % 10000000));
-		if ((r = netns_veth_create(cfg->app.bridge_name, &na, s->veth, pid, e)) < 0)
-			goto fail;
-		if (write(go[1], "g", 1) != 1) {
-			r = ai_fail(e, "sandbox", "write", errno, "group %s: holder", g->name);
-			goto fail;
-		}
-	}
 	struct sbx_msg m;
 	ssize_t n;
-	do
-		n = read(st[0], &m, sizeof m);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof m || !m.ok) {
-		if (n == (ssize_t)sizeof m)
-			*e = m.e;
-		else
-			ai_fail(e, "sandbox", "holder", EPIPE, "group %s: holder died while building the root",
-				g->name);
-		r = -(e->errnum ? e->errnum : EINVAL);
-		goto fail;
+	for (int phase = 0; phase < (g->network == NET_BRIDGE ? 2 : 1); phase++) {
+		do
+			n = read(st[0], &m, sizeof m);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof m || !m.ok) {
+			if (n == (ssize_t)sizeof m)
+				*e = m.e;
+			else
+				ai_fail(e, "sandbox", "holder", EPIPE,
+					"group %s: holder died while building the root", g->name);
+			r = -(e->errnum ? e->errnum : EINVAL);
+			goto fail;
+		}
+		if (phase == 0 && g->network == NET_BRIDGE) {
+			snprintf(s->veth, sizeof s->veth, "aiv%d.%d", gi, (int)(pid % 10000000));
+			if ((r = netns_veth_create(cfg->app.bridge_name, &na, s->veth, pid, e)) < 0)
+				goto fail;
+			if (write(go[1], "g", 1) != 1) {
+				r = ai_fail(e, "sandbox", "write", errno, "group %s: holder", g->name);
+				goto fail;
+			}
+		}
 	}
 	close(st[0]);
 	if (go[1] >= 0)
@@ -955,6 +989,9 @@ void sbx_teardown(struct sbx_group *s)
 	if (s->own_pidns >= 0)
 		close(s->own_pidns);
 	s->own_pidns = -1;
+	if (s->orphfd >= 0)
+		close(s->orphfd);
+	s->orphfd = -1;
 	if (s->seccomp_owned)
 		free(s->seccomp.filter);
 	s->seccomp.filter = NULL;

@@ -66,6 +66,8 @@ struct sbx_group {
 	int seccomp_owned;        /* seccomp.filter is ours to free */
 	uint64_t caps;
 	char veth[16];
+	int orphfd;               /* eventfd: orphans the holder reaped, -1 none */
+	uint64_t orphans;         /* summed by sbx_sup_orphans() */
 	struct gpu_plan *gpu;     /* gpu: nodes, libraries, environment; NULL = none */
 };
 
@@ -161,6 +163,9 @@ int sbx_resolve_user(const struct sbx_group *s, const char *agent, const char *u
 		     gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen,
 		     struct ai_err *e);
 int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e);
+/* Orphans reaped inside the groups by their holders, so far (for status:
+ * inside a sandbox orphans land on the holder, not on ainit). */
+uint64_t sbx_sup_orphans(struct sbx_sup *x);
 /* spawn.c: the child_setup hook (in the child, after its fds are set),
  * and the pid namespace the child is born in (around clone3). */
 int sbx_child_setup(void *c, struct ai_err *e);

@@ -33,7 +33,8 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 	if (!x->groups)
 		return ai_fail(e, "sandbox", "calloc", ENOMEM, "%d groups", cfg->ngroups);
 	for (int i = 0; i < cfg->ngroups; i++)
-		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns = -1;
+		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns =
+			x->groups[i].orphfd = -1;
 	/* Profiles: next to the config (configs/seccomp/), then /etc/ainit/seccomp. */
 	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
 	snprintf(x->sdir, sizeof x->sdir, "%.*s/seccomp", slash ? (int)(slash - config_path) : 1,
@@ -176,4 +177,17 @@ int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e)
 	if (gi < 0 || gi >= x->ngroups || !x->groups[gi].holder)
 		return 0;
 	return sbx_kill(&x->groups[gi], e);
+}
+
+uint64_t sbx_sup_orphans(struct sbx_sup *x)
+{
+	uint64_t sum = 0;
+	for (int i = 0; x && i < x->ngroups; i++) {
+		struct sbx_group *s = &x->groups[i];
+		uint64_t v;
+		if (s->orphfd >= 0 && read(s->orphfd, &v, sizeof v) == (ssize_t)sizeof v)
+			s->orphans += v;
+		sum += s->orphans;
+	}
+	return sum;
 }

@@ -192,6 +192,12 @@ int main(int argc, char **argv)
 		printf("%s: start delay %lld ms\n", a.name, (long long)o.start_delay);
 		nap(o.start_delay, o.ignore_term);
 	}
+	if (o.crash_after >= 0 && agent_now_ms() >= t0 + (uint64_t)o.crash_after) {
+		/* crash-after shorter than the start delay: never listens */
+		printf("%s: crashing with exit code %d before listening, as asked\n", a.name, o.exit_code);
+		fflush(stdout);
+		_exit(o.exit_code);
+	}
 
 	/* zmq starts I/O threads: keep SIGTERM for the main thread only */
 	sigemptyset(&block);

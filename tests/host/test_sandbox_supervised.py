@@ -93,3 +93,19 @@ groups:
 """, extra_args=("--sandbox",))
     st = a.wait_state("ready", "healthy", timeout=15)
     assert st["health"] == "healthy"
+
+
+def test_orphans_inside_are_reaped_by_the_holder_and_counted(ainit_run):
+    # Inside a pid namespace an orphan lands on the group's holder (its
+    # PID 1), not on ainit; status still counts it.
+    a = ainit_run("""
+version: 1
+groups:
+  o:
+    user: root
+    network: none
+    agents:
+      parent: {command: [sh, -c, "while :; do (sleep 0.05 &); sleep 0.2; done"]}
+""", extra_args=("--sandbox",))
+    wait_for(lambda: a.request({"cmd": "status"}).get("orphans_reaped", 0) >= 3,
+             what="orphans reaped inside the sandbox")
