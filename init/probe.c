@@ -23,6 +23,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "sandbox.h"
 #include "spawn.h"
 #include "state.h"
 #include "util.h"
@@ -894,10 +895,14 @@ static void start_exec(struct ai_state *st, struct probe *p)
 		.what = c->name,
 		.cgroup_fd = -1,
 	};
-	if (spawn_start(&req, &r, &e) < 0) {
+	/* inside the agent's group: its sandbox, cgroup, user, as the agent */
+	struct sbx_child sc; /* read by the child of spawn_start() */
+	if ((st->sbx && sbx_sup_spawn_req(st->sbx, st->cfg, p->a->idx, &sc, &req, &e) < 0) ||
+	    spawn_start(&req, &r, &e) < 0) {
+		char eb[256];
 		close(pfd[0]);
 		close(pfd[1]);
-		fail_fmt(st, p, "spawn %s: %s: %s", p->target, e.step ? e.step : "", strerror(e.errnum));
+		fail_fmt(st, p, "cannot run %.60s: %.120s", p->target, ai_err_str(&e, eb, sizeof eb));
 		return;
 	}
 	close(pfd[1]);

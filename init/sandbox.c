@@ -435,7 +435,9 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 		/* The initramfs (rootfs) cannot be pivoted away from: our tree
 		 * already sits on top of it at "/", so chroot into it (agents
 		 * have no CAP_SYS_CHROOT to leave it). */
-		if (errno != EINVAL || chroot(".") < 0)
+		/* (6.1 reports ELOOP there: the clone sits on the rootfs mount
+		 * it was cloned from.) */
+		if ((errno != EINVAL && errno != ELOOP) || chroot(".") < 0)
 			return ai_fail(e, "sandbox", "pivot_root", errno, "group %s", s->name);
 	} else if (umount2(".", MNT_DETACH) < 0) {
 		return ai_fail(e, "sandbox", "umount2(old root)", errno, "group %s", s->name);

@@ -584,3 +584,41 @@ def test_run_sandboxed_groups(tree, ainit_run):
         pytest.skip("no BPF_CGROUP_DEVICE program could be attached here")
     assert p["open"]["nvidiactl"] == "EPERM" and p["open"]["nvidia0"] == "EPERM"
     a.stop()
+
+
+def test_export_oci_for_runc(tree):
+    """runtime: runc groups get the same through their OCI config."""
+    make_proc(tree)
+    make_nodes(tree)
+    make_libs(tree)
+
+    def export(group):
+        out = tree / f"oci-{group}"
+        p = ainit(tree, "export", "oci", str(tree / "appliance.yaml"), group, "-o", str(out))
+        return p, (json.loads((out / "config.json").read_text()) if p.returncode == 0 else None)
+
+    p, doc = export("gpu-one")
+    assert p.returncode == 0, p.stderr
+    devs = {(d["path"], d["type"], d["major"], d["minor"]) for d in doc["linux"]["devices"]}
+    assert devs == {("/dev/nvidiactl", "c", 195, 255), ("/dev/nvidia-uvm", "c", UVM_MAJOR, 0),
+                    ("/dev/nvidia-uvm-tools", "c", UVM_MAJOR, 1), ("/dev/nvidia0", "c", 195, 0)}
+    rules = [r for r in doc["linux"]["resources"]["devices"] if r.get("major") in (195, UVM_MAJOR)]
+    assert {(r["major"], r["minor"], r["access"], r["allow"]) for r in rules} == {
+        (195, 255, "rw", True), (UVM_MAJOR, 0, "rw", True), (UVM_MAJOR, 1, "rw", True),
+        (195, 0, "rw", True)}
+    env = doc["process"]["env"]
+    assert "CUDA_VISIBLE_DEVICES=0" in env and "NVIDIA_VISIBLE_DEVICES=1" in env
+    lib = f"{tree}/usr/lib/{TRIPLET}/"
+    binds = {(m["destination"], m["source"]) for m in doc["mounts"] if "ro" in m.get("options", [])
+             and m["source"].startswith(lib)}
+    assert binds == {(lib + n, lib + n) for n in LIBS}
+
+    p, doc = export("plain")
+    assert p.returncode == 0, p.stderr
+    assert "devices" not in doc["linux"]
+    assert not any(r.get("major") in (195, UVM_MAJOR) for r in doc["linux"]["resources"]["devices"])
+    assert not any(e.startswith(("CUDA_", "NVIDIA_")) for e in doc["process"]["env"])
+
+    p, _ = export("bad")
+    assert p.returncode == 1
+    assert "gpu: group bad: GPU index 7 does not exist" in p.stderr

@@ -255,3 +255,31 @@ groups:
     assert a.request({"cmd": "ping"})["ok"]
     idle.close()
     assert a.stop() == 0
+
+
+def test_checks_run_inside_the_sandbox(ainit_run, tmp_path):
+    """--sandbox: an exec check runs in the agent's group (its hostname, its
+    pid namespace), and an sd_notify agent reaches its socket from inside."""
+    (tmp_path / "once.py").write_text(NOTIFY_ONCE)
+    a = ainit_run(f"""
+version: 1
+defaults: {{health: {FAST}}}
+groups:
+  boxed:
+    user: root
+    network: none
+    volumes: ['{tmp_path}:/mnt']
+    agents:
+      e: {{command: [sleep, "300"],
+          health: {{exec: [sh, -c, 'test "$(hostname)" = boxed && test "$(cat /proc/1/comm)" = ainit-holder && echo inside']}}}}
+      n: {{command: [{PY}, /mnt/once.py], health: {{notify: true, timeout: 5s}}}}
+""", extra_args=("--sandbox",))
+    st = wait_for(lambda: (s := a.status()) and s["e"]["state"] in ("healthy", "failed", "backoff") and s,
+                  timeout=15, what="e checked")
+    if st["e"]["state"] != "healthy" and "sandbox" in (st["e"].get("reason") or ""):
+        pytest.skip("sandbox unavailable here: " + st["e"]["reason"])
+    assert st["e"]["state"] == "healthy", st["e"]
+    assert health(a, "e")["probe"]["last"] == "exit 0: inside"
+    a.wait_state("n", "healthy", timeout=15)
+    assert health(a, "n")["probe"]["status_text"] == "warming up"
+    assert a.stop() == 0
