@@ -131,6 +131,19 @@ struct sbx_sup {
 	char sdir[PATH_MAX];
 	const char *state_dir;
 	unsigned long seq;          /* unique runc container ids */
+	struct sbx_ids *ids;        /* per agent: users resolved when its group is
+	                               prepared, so a (re)start allocates nothing */
+	int nagents;
+};
+
+struct sbx_ids {
+	pid_t holder;               /* resolved for this holder; 0 = not yet */
+	int rc;                     /* 0, or the lookup's error (err) */
+	struct ai_err err;
+	uid_t uid;
+	gid_t gid, groups[SBX_MAX_GROUPS_PER_USER];
+	int ngroups;
+	bool bundle;                /* runtime: runc: STATE/oci/AGENT written */
 };
 
 /* What the agent child needs, kept by the caller across spawn_start(). */
