@@ -12,6 +12,7 @@
 
 #include "caps.h"
 #include "config.h"
+#include "gpu.h"
 #include "json.h"
 #include "log.h"
 #include "sandbox.h"
@@ -170,6 +171,13 @@ int oci_config(const struct ai_config *c, int gi, const struct oci_opts *o, char
 		}
 	} else
 		ngroups = 0;
+	/* gpu: the plan's nodes, device rules, read-only libraries and
+	 * environment (gpu.c); a group whose GPUs are not there fails here. */
+	AI_AUTOFREE struct gpu_plan *gp = NULL;
+	if ((r = gpu_plan_group(g, &gp, e)) < 0) {
+		scf_policy_free(&pol);
+		return r;
+	}
 
 	jw_init(&w, buf, cap);
 	jw_obj_begin(&w);
@@ -214,6 +222,19 @@ int oci_config(const struct ai_config *c, int gi, const struct oci_opts *o, char
 		}
 		snprintf(kv, sizeof kv, "AINIT_GROUP=%s", g->name);
 		jw_str(&w, kv);
+	}
+	for (int i = 0; gp && i < gp->nenv; i++) { /* unless the caller sets its own */
+		size_t kl = strlen(gp->env[i].key);
+		bool set = false;
+		for (int j = 0; o->envp && o->envp[j] && !set; j++)
+			set = !strncmp(o->envp[j], gp->env[i].key, kl) && o->envp[j][kl] == '=';
+		for (int j = 0; !o->envp && j < g->env.n && !set; j++)
+			set = !strcmp(g->env.v[j].key, gp->env[i].key);
+		if (!set) {
+			char kv[256];
+			snprintf(kv, sizeof kv, "%s=%s", gp->env[i].key, gp->env[i].value);
+			jw_str(&w, kv);
+		}
 	}
 	if (!has_path)
 		jw_str(&w, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
@@ -274,6 +295,9 @@ int oci_config(const struct ai_config *c, int gi, const struct oci_opts *o, char
 		mount_entry(&w, m->target, "bind", src,
 			    (const char *const[]){"rbind", m->ro ? "ro" : "rw", NULL});
 	}
+	for (int i = 0; gp && i < gp->nlibs; i++)
+		mount_entry(&w, gp->libs[i], "bind", gp->libs[i],
+			    (const char *const[]){"bind", "ro", "nosuid", "nodev", NULL});
 	jw_arr_end(&w);
 
 	jw_key(&w, "linux");
@@ -291,6 +315,24 @@ int oci_config(const struct ai_config *c, int gi, const struct oci_opts *o, char
 	jw_arr_end(&w);
 	if (o->cgroups_path)
 		jw_kstr(&w, "cgroupsPath", o->cgroups_path);
+	if (gp) { /* runc makes these nodes in the container's /dev */
+		jw_key(&w, "devices");
+		jw_arr_begin(&w);
+		for (int i = 0; i < gp->nnodes; i++) {
+			char path[64], t[2] = {gp->nodes[i].type, 0};
+			snprintf(path, sizeof path, "/dev/%s", gp->nodes[i].name);
+			jw_obj_begin(&w);
+			jw_kstr(&w, "path", path);
+			jw_kstr(&w, "type", t);
+			jw_kint(&w, "major", gp->nodes[i].major);
+			jw_kint(&w, "minor", gp->nodes[i].minor);
+			jw_kint(&w, "fileMode", 0666);
+			jw_kint(&w, "uid", 0);
+			jw_kint(&w, "gid", 0);
+			jw_obj_end(&w);
+		}
+		jw_arr_end(&w);
+	}
 	jw_key(&w, "resources");
 	jw_obj_begin(&w);
 	jw_key(&w, "devices");
@@ -307,6 +349,8 @@ int oci_config(const struct ai_config *c, int gi, const struct oci_opts *o, char
 			dev_rule(&w, true, S_ISBLK(sb.st_mode) ? 'b' : 'c', major(sb.st_rdev),
 				 minor(sb.st_rdev), "rwm");
 	}
+	for (int i = 0; gp && i < gp->nnodes; i++)
+		dev_rule(&w, true, gp->nodes[i].type, gp->nodes[i].major, gp->nodes[i].minor, "rw");
 	jw_arr_end(&w);
 	if (g->res.memory_max != CFG_UNSET || g->res.memory_high != CFG_UNSET) {
 		jw_key(&w, "memory");

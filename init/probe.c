@@ -23,6 +23,7 @@
 
 #include "json.h"
 #include "log.h"
+#include "sandbox.h"
 #include "spawn.h"
 #include "state.h"
 #include "util.h"
@@ -75,11 +76,15 @@ struct probe {
 	int zfd;
 	struct loop_src zsrc;
 	bool zsent;
+	/* native ZMTP */
+	bool zgreeted;         /* our greeting is out */
+	uint8_t zbuf[1024];    /* greeting + READY + a reply of ~900 bytes */
+	size_t zlen;
 	/* exec */
 	pid_t pid;
 	int pidfd, outfd, execfd;
 	struct loop_src pidsrc;
-	char out[256];
+	char out[160];         /* the tail of an exec check's output */
 	size_t outlen;
 	/* notify */
 	int nfd;
@@ -111,6 +116,7 @@ struct probe_tab {
 	int nr;
 	struct pzmq z;
 	bool zwanted, zok;
+	bool use_libzmq;       /* AINIT_ZMQ_PROBE=libzmq: the dlopen'd library */
 	char zerr[160];
 };
 
@@ -227,6 +233,126 @@ bool probe_parse_reply(const char *buf, size_t len, char *why, size_t cap)
 		detail = json_get_str(&p, root, "message");
 	snprintf(why, cap, "status \"%.40s\"%s%.120s", s, detail ? ": " : "", detail ? detail : "");
 	return false;
+}
+
+/* ---- ZMTP 3.0 (rfc.zeromq.org/spec/23), the client side of REQ ----
+ * What libzmq would do for one request, spoken directly: greeting, NULL
+ * mechanism READY with Socket-Type REQ, then [empty delimiter][body]. */
+
+static const char zmtp_req_body[] = "health_check";
+
+size_t probe_zmtp_greeting(uint8_t *out, size_t cap)
+{
+	if (cap < 64)
+		return 0;
+	memset(out, 0, 64);
+	out[0] = 0xff;
+	out[8] = 0x01; /* as libzmq: a ZMTP 1.0 peer reads "length 1" */
+	out[9] = 0x7f;
+	out[10] = 3; /* version 3.0 */
+	out[11] = 0;
+	memcpy(out + 12, "NULL", 4);
+	return 64;
+}
+
+size_t probe_zmtp_request(uint8_t *out, size_t cap)
+{
+	static const char ready_cmd[] = "\x05READY\x0bSocket-Type\x00\x00\x00\x03REQ";
+	size_t n = 0, rl = sizeof ready_cmd - 1, bl = sizeof zmtp_req_body - 1;
+	if (cap < 2 + rl + 2 + 2 + bl)
+		return 0;
+	out[n++] = 0x04; /* command, short */
+	out[n++] = (uint8_t)rl;
+	memcpy(out + n, ready_cmd, rl);
+	n += rl;
+	out[n++] = 0x01; /* more: the empty delimiter of the REQ envelope */
+	out[n++] = 0;
+	out[n++] = 0x00; /* last frame: the request */
+	out[n++] = (uint8_t)bl;
+	memcpy(out + n, zmtp_req_body, bl);
+	return n + bl;
+}
+
+int probe_zmtp_parse(const uint8_t *b, size_t len, const char **body, size_t *bodylen,
+		     char *err, size_t errcap)
+{
+	size_t off = 64;
+	bool delim = false;
+	if (len >= 1 && b[0] != 0xff) {
+		snprintf(err, errcap, "peer is not ZMTP (first byte 0x%02x)", b[0]);
+		return -1;
+	}
+	if (len < 64)
+		return len >= 11 && b[9] == 0x7f && b[10] < 3 ? (snprintf(err, errcap,
+				"peer speaks ZMTP %d.x; 3.0 or later needed", b[10]), -1) : 0;
+	if (b[9] != 0x7f) {
+		snprintf(err, errcap, "peer is not ZMTP (bad signature)");
+		return -1;
+	}
+	if (b[10] < 3) {
+		snprintf(err, errcap, "peer speaks ZMTP %d.x; 3.0 or later needed", b[10]);
+		return -1;
+	}
+	if (memcmp(b + 12, "NULL", 5)) {
+		snprintf(err, errcap, "peer wants a security mechanism other than NULL (%.20s)",
+			 (const char *)b + 12);
+		return -1;
+	}
+	for (;;) {
+		uint8_t flags;
+		uint64_t size;
+		size_t hl;
+		if (off + 2 > len)
+			return 0;
+		flags = b[off];
+		if (flags & 0xf8) {
+			snprintf(err, errcap, "bad ZMTP frame flags 0x%02x", flags);
+			return -1;
+		}
+		if (flags & 0x02) {
+			if (off + 9 > len)
+				return 0;
+			size = 0;
+			for (int i = 1; i <= 8; i++)
+				size = size << 8 | b[off + i];
+			hl = 9;
+		} else {
+			size = b[off + 1];
+			hl = 2;
+		}
+		if (size > 1u << 20) {
+			snprintf(err, errcap, "ZMTP frame of %llu bytes: too large for a health reply",
+				 (unsigned long long)size);
+			return -1;
+		}
+		if (off + hl + size > len)
+			return 0;
+		const uint8_t *f = b + off + hl;
+		off += hl + (size_t)size;
+		if (flags & 0x04) {
+			/* a command: READY is expected, ERROR says why it refused */
+			if (size >= 6 && f[0] == 5 && !memcmp(f + 1, "ERROR", 5)) {
+				size_t rl = size > 7 ? f[6] : 0;
+				if (rl > size - 7)
+					rl = size - 7;
+				snprintf(err, errcap, "peer refused the handshake: %.*s", (int)rl,
+					 (const char *)f + 7);
+				return -1;
+			}
+			continue;
+		}
+		if (!delim) {
+			if (size != 0 || !(flags & 0x01)) {
+				snprintf(err, errcap, "reply is not a REP envelope (no empty delimiter)");
+				return -1;
+			}
+			delim = true;
+			continue;
+		}
+		*body = (const char *)f;
+		*bodylen = (size_t)size;
+		return 1; /* further frames of a multi-part reply are ignored */
+	}
 }
 
 /* ---- plumbing ---- */
@@ -594,6 +720,95 @@ static void start_zmq(struct ai_state *st, struct probe *p)
 	zmq_drive(st, p);
 }
 
+static void on_zmtp(struct ai_state *st, struct loop_src *src, uint32_t ev)
+{
+	struct probe *p = src->data;
+	char why[PROBE_TEXT], err[PROBE_TEXT];
+	(void)ev;
+	if (!p->zgreeted) {
+		int e = 0;
+		socklen_t l = sizeof e;
+		uint8_t g[64];
+		size_t n = probe_zmtp_greeting(g, sizeof g);
+		if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0)
+			e = errno;
+		if (e) {
+			fail_fmt(st, p, "connect %s: %s", p->target, strerror(e));
+			return;
+		}
+		/* 64 bytes into an empty socket buffer: one send does it. The
+		 * rest waits for the peer's greeting: libzmq drops a connection
+		 * whose first segment carries more than the greeting. */
+		ssize_t w = send(p->fd, g, n, MSG_NOSIGNAL);
+		if (w != (ssize_t)n) {
+			fail_fmt(st, p, "send to %s: %s", p->target, w < 0 ? strerror(errno) : "short write");
+			return;
+		}
+		p->zgreeted = true;
+		p->zlen = 0;
+		loop_mod(&st->loop, &p->src, EPOLLIN, NULL);
+		return;
+	}
+	for (;;) {
+		ssize_t n = recv(p->fd, p->zbuf + p->zlen, sizeof p->zbuf - p->zlen, 0);
+		const char *body;
+		size_t blen;
+		int r;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			fail_fmt(st, p, "%s closed the connection %s", p->target,
+				 p->zlen < 64 ? "during the ZMTP greeting" : "without a reply");
+			return;
+		}
+		p->zlen += (size_t)n;
+		r = probe_zmtp_parse(p->zbuf, p->zlen, &body, &blen, err, sizeof err);
+		if (r >= 0 && !p->zsent && p->zlen >= 64) {
+			uint8_t req[96];
+			size_t rn = probe_zmtp_request(req, sizeof req);
+			ssize_t w = send(p->fd, req, rn, MSG_NOSIGNAL);
+			if (w != (ssize_t)rn) {
+				fail_fmt(st, p, "send to %s: %s", p->target,
+					 w < 0 ? strerror(errno) : "short write");
+				return;
+			}
+			p->zsent = true;
+		}
+		if (r < 0) {
+			fail_fmt(st, p, "%s: %s", p->target, err);
+			return;
+		}
+		if (r > 0) {
+			bool ok = probe_parse_reply(body, blen, why, sizeof why);
+			finish(st, p, ok, why);
+			return;
+		}
+		if (p->zlen == sizeof p->zbuf) {
+			fail_fmt(st, p, "%s: reply larger than %zu bytes", p->target, sizeof p->zbuf);
+			return;
+		}
+	}
+}
+
+static void start_zmtp(struct ai_state *st, struct probe *p)
+{
+	struct ai_err e = {0};
+	int err;
+	p->zsent = p->zgreeted = false;
+	p->fd = net_connect(&p->addr, p->alen, &err);
+	if (p->fd < 0) {
+		fail_fmt(st, p, "connect %s: %s", p->target, strerror(err));
+		return;
+	}
+	if (loop_add(&st->loop, &p->src, p->fd, EPOLLOUT, on_zmtp, p, &e) < 0) {
+		close(p->fd);
+		p->fd = -1;
+		fail_fmt(st, p, "epoll: %s", strerror(e.errnum));
+	}
+}
+
 /* ---- exec ---- */
 
 static void exec_read(struct probe *p)
@@ -680,10 +895,14 @@ static void start_exec(struct ai_state *st, struct probe *p)
 		.what = c->name,
 		.cgroup_fd = -1,
 	};
-	if (spawn_start(&req, &r, &e) < 0) {
+	/* inside the agent's group: its sandbox, cgroup, user, as the agent */
+	struct sbx_child sc; /* read by the child of spawn_start() */
+	if ((st->sbx && sbx_sup_spawn_req(st->sbx, st->cfg, p->a->idx, &sc, &req, &e) < 0) ||
+	    spawn_start(&req, &r, &e) < 0) {
+		char eb[256];
 		close(pfd[0]);
 		close(pfd[1]);
-		fail_fmt(st, p, "spawn %s: %s: %s", p->target, e.step ? e.step : "", strerror(e.errnum));
+		fail_fmt(st, p, "cannot run %.60s: %.120s", p->target, ai_err_str(&e, eb, sizeof eb));
 		return;
 	}
 	close(pfd[1]);
@@ -858,7 +1077,12 @@ static void start_check(struct ai_state *st, struct probe *p)
 	loop_timer_arm_in(&st->loop, &p->timer, h->timeout_ms > 0 ? (uint64_t)h->timeout_ms : 10000);
 	switch (h->kind) {
 	case HK_TCP: start_tcp(st, p); break;
-	case HK_ZMQ: start_zmq(st, p); break;
+	case HK_ZMQ:
+		if (tab(st)->use_libzmq)
+			start_zmq(st, p);
+		else
+			start_zmtp(st, p);
+		break;
 	case HK_EXEC: start_exec(st, p); break;
 	default: p->running = false; break;
 	}
@@ -1134,6 +1358,10 @@ int probe_init(struct ai_state *st, struct ai_err *e)
 		return ai_fail(e, "probe", "calloc", ENOMEM, "probe table");
 	st->probes = t;
 	t->n = st->nagents;
+	{
+		const char *z = getenv("AINIT_ZMQ_PROBE");
+		t->use_libzmq = z && !strcmp(z, "libzmq");
+	}
 	t->p = calloc((size_t)t->n + 1, sizeof *t->p);
 	for (int g = 0; g < c->ngroups; g++)
 		nremote += c->groups[g].deps.n;
@@ -1158,7 +1386,7 @@ int probe_init(struct ai_state *st, struct ai_err *e)
 			const char *host = h->host ? h->host : "127.0.0.1";
 			snprintf(p->target, sizeof p->target, "%s%s%s:%d", strchr(host, ':') ? "[" : "",
 				 host, strchr(host, ':') ? "]" : "", h->port);
-			if (h->kind == HK_ZMQ)
+			if (h->kind == HK_ZMQ && t->use_libzmq)
 				t->zwanted = true;
 			else if (resolve(host, h->port, &p->addr, &p->alen) < 0)
 				log_err("probe", p->a->cfg->name, "cannot resolve health.host %s", host);

@@ -1,11 +1,16 @@
 /* probe: health checks, every one non-blocking inside the one loop.
  *
  *   tcp     non-blocking connect to host:port; healthy when it connects
- *   zmq     libzmq, dlopen'd only when a zmq probe exists (DESIGN §11a): a
- *           REQ socket driven through ZMQ_FD in epoll sends "health_check";
- *           healthy when the JSON reply's "status" is "ok" or "healthy".
- *           The socket stays connected between passing checks and is made
- *           anew after a failure (a REQ socket is stateful).
+ *   zmq     a ZMTP 3.0 REQ exchange spoken directly on a non-blocking TCP
+ *           socket (greetings, NULL READY, [""]["health_check"]); healthy
+ *           when the JSON reply's "status" is "ok" or "healthy". One
+ *           connection per check, so no REQ state survives a failure.
+ *           With AINIT_ZMQ_PROBE=libzmq in ainit's environment the same
+ *           exchange goes through libzmq instead, dlopen'd at load (never
+ *           linked, DESIGN §11a) and driven through ZMQ_FD in epoll; its
+ *           socket stays connected between passing checks and is made
+ *           anew after a failure. Why native is the default:
+ *           docs/architecture.md (RSS, threads, start-up cost).
  *   exec    the command, spawned like the agent (same env, cwd, session);
  *           healthy on exit 0, killed at the timeout
  *   notify  sd_notify on a per-agent datagram socket (NOTIFY_SOCKET) with
@@ -53,7 +58,7 @@ struct probe_stat {
 	uint64_t last_us;         /* latency of the last check */
 	uint64_t sum_us;          /* sum over all checks, for an average */
 	char last[PROBE_TEXT];    /* reply, output or reason */
-	char status[PROBE_TEXT];  /* notify: last STATUS= */
+	char status[96];          /* notify: last STATUS= */
 };
 
 int probe_init(struct ai_state *st, struct ai_err *e);
@@ -79,6 +84,15 @@ const char *probe_remote_reason(const struct ai_state *st, const char *name);
 /* Pure, unit-tested: is a legacy health reply healthy? why gets a short
  * explanation either way. */
 bool probe_parse_reply(const char *buf, size_t len, char *why, size_t cap);
+/* Pure, unit-tested: the bytes a ZMTP 3.0 REQ client sends: its 64-byte
+ * greeting, then (after the peer's) READY and the health_check request;
+ * 0 when cap is too small. */
+size_t probe_zmtp_greeting(uint8_t *out, size_t cap);
+size_t probe_zmtp_request(uint8_t *out, size_t cap);
+/* Parse what a REP peer sent so far: 1 = reply body found (*body points
+ * into b), 0 = need more bytes, -1 = protocol error explained in err. */
+int probe_zmtp_parse(const uint8_t *b, size_t len, const char **body, size_t *bodylen,
+		     char *err, size_t errcap);
 /* Parse "ADDR", "ADDR:PORT", "[V6]:PORT"; 0 or -EINVAL. */
 int probe_parse_hostport(const char *s, char *host, size_t hcap, int *port, int dflt);
 /* Gap before the next check while starting: 50 ms doubling to cap. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -410,6 +411,19 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 		if ((r = bind_into(sp, tgt, m->ro, s->name, e)) < 0)
 			return r;
 	}
+	/* The supervisor's notify sockets (probe.c: STATE/notify/N.sock) on
+	 * their own path, so that sd_notify agents reach them from inside. */
+	if (o->state_dir) {
+		char nd[PATH_MAX];
+		struct stat sb;
+		snprintf(nd, sizeof nd, "%s/notify", o->state_dir);
+		if (nd[0] == '/' && stat(nd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			if (mkdir_p(nd + 1) < 0 || bind_into(nd, nd + 1, false, s->name, e) < 0)
+				log_warn("sandbox", s->name,
+					 "notify sockets %s not reachable inside (the root is read-only there): "
+					 "notify health checks of this group will fail", nd);
+		}
+	}
 	/* gpu: the driver's libraries, read-only on their own path (gpu.c) */
 	for (int i = 0; s->gpu && i < s->gpu->nlibs; i++)
 		if ((r = bind_into(s->gpu->libs[i], s->gpu->libs[i] + 1, true, s->name, e)) < 0)
@@ -418,8 +432,12 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 	/* pivot_root(".", "."): the old root lands on top of the new one and
 	 * is detached at once; nothing of the host stays reachable. */
 	if (syscall(SYS_pivot_root, ".", ".") < 0) {
-		/* The initramfs (rootfs) cannot be pivoted away from: move+chroot. */
-		if (errno != EINVAL || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+		/* The initramfs (rootfs) cannot be pivoted away from: our tree
+		 * already sits on top of it at "/", so chroot into it (agents
+		 * have no CAP_SYS_CHROOT to leave it). */
+		/* (6.1 reports ELOOP there: the clone sits on the rootfs mount
+		 * it was cloned from.) */
+		if ((errno != EINVAL && errno != ELOOP) || chroot(".") < 0)
 			return ai_fail(e, "sandbox", "pivot_root", errno, "group %s", s->name);
 	} else if (umount2(".", MNT_DETACH) < 0) {
 		return ai_fail(e, "sandbox", "umount2(old root)", errno, "group %s", s->name);
@@ -445,6 +463,10 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		child_fail(wfd, &e, 125);
 	}
 	prctl(PR_SET_NAME, "ainit-holder", 0, 0, 0); /* what `ps` shows inside */
+	if (unshare(s->nsflags) < 0) {
+		ai_fail(&e, "sandbox", "unshare", errno, "group %s: namespaces", s->name);
+		child_fail(wfd, &e, 125);
+	}
 	umask(0);
 	if (build_root(s, o, &e) < 0)
 		child_fail(wfd, &e, 125);
@@ -455,9 +477,13 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 	}
 	if (g->network != NET_HOST && netns_lo_up(&e) < 0)
 		child_fail(wfd, &e, 125);
+	struct sbx_msg ok = {.ok = 1};
 	if (g->network == NET_BRIDGE) {
 		char go;
 		ssize_t n;
+		/* Root built, namespace there: the supervisor may make the veth. */
+		if (write(wfd, &ok, sizeof ok) != sizeof ok)
+			_exit(125);
 		do
 			n = read(gofd, &go, 1);
 		while (n < 0 && errno == EINTR);
@@ -468,14 +494,20 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		if (netns_eth0_config(na, &e) < 0)
 			child_fail(wfd, &e, 125);
 	}
-	struct sbx_msg ok = {.ok = 1};
 	if (write(wfd, &ok, sizeof ok) != sizeof ok)
 		_exit(125);
 	close(wfd);
 	if (gofd >= 0)
 		close(gofd);
-	/* Drop every fd inherited from the supervisor. */
-	close_range(0, ~0U, 0);
+	/* Drop every fd inherited from the supervisor but the orphan counter. */
+	int ofd = s->orphfd;
+	if (ofd >= 0) {
+		if (ofd > 0)
+			close_range(0, (unsigned)ofd - 1, 0);
+		close_range((unsigned)ofd + 1, ~0U, 0);
+	} else {
+		close_range(0, ~0U, 0);
+	}
 
 	sigset_t w;
 	sigemptyset(&w);
@@ -487,8 +519,12 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		int sig = sigwaitinfo(&w, &si);
 		if (sig == SIGTERM || sig == SIGINT)
 			_exit(0);
+		uint64_t n = 0;
 		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
+			n++;
+		if (n && ofd >= 0 && write(ofd, &n, sizeof n) < 0) {
+			/* the supervisor is gone; we are about to be killed */
+		}
 	}
 }
 
@@ -508,7 +544,7 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 	s->cfg = cfg;
 	s->gi = gi;
 	s->name = g->name;
-	s->holder_pidfd = s->cgfd = s->own_pidns = -1;
+	s->holder_pidfd = s->cgfd = s->own_pidns = s->orphfd = -1;
 	snprintf(s->root, sizeof s->root, "%s", o->root ? o->root : "/");
 
 	if (g->runtime != RT_NATIVE)
@@ -564,6 +600,48 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		s->cg = o->cg;
 		if ((r = s->cgfd = cg_create(o->cg, g->name, e)) < 0)
 			goto fail;
+	}
+
+	s->nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
+		     (g->network != NET_HOST ? CLONE_NEWNET : 0);
+	s->orphfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->orphfd < 0) {
+		r = ai_fail(e, "sandbox", "eventfd", errno, "group %s: orphan counter", g->name);
+		goto fail;
+	}
+	if (pipe2(st, O_CLOEXEC) < 0 || (g->network == NET_BRIDGE && pipe2(go, O_CLOEXEC) < 0)) {
+		r = ai_fail(e, "sandbox", "pipe2", errno, "group %s", g->name);
+		goto fail;
+	}
+	struct clone_args ca = {
+		/* Only the pid namespace at clone (the holder must be its PID 1);
+		 * the holder unshares the rest itself, so that the costly ones
+		 * (net) do not block the supervisor. */
+		.flags = CLONE_PIDFD | CLONE_NEWPID | (s->cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)(s->cgfd >= 0 ? s->cgfd : 0),
+	};
+	pid = clone3_raw(&ca);
+	if (pid < 0) {
+		r = ai_fail(e, "sandbox", "clone3", errno, "group %s: holder", g->name);
+		goto fail;
+	}
+	if (pid == 0) {
+		close(st[0]);
+		if (go[1] >= 0)
+			close(go[1]);
+		holder_main(s, o, st[1], go[0], &na);
+	}
+	close(st[1]), st[1] = -1;
+	if (go[0] >= 0)
+		close(go[0]), go[0] = -1;
+	s->holder = pid;
+	s->holder_pidfd = pidfd;
+	/* Limits and the device program while the holder builds the root
+	 * (another CPU): the holder only mknods the minimal set meanwhile,
+	 * and no agent starts before this function returns. */
+	if (s->cgfd >= 0) {
 		if ((r = cg_apply_limits(o->cg, s->cgfd, g->name, &g->res, e)) < 0)
 			goto fail;
 		/* Device rules: the minimal set plus the group's own nodes. */
@@ -588,57 +666,30 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 			goto fail;
 	}
 
-	s->nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
-		     (g->network != NET_HOST ? CLONE_NEWNET : 0);
-	if (pipe2(st, O_CLOEXEC) < 0 || (g->network == NET_BRIDGE && pipe2(go, O_CLOEXEC) < 0)) {
-		r = ai_fail(e, "sandbox", "pipe2", errno, "group %s", g->name);
-		goto fail;
-	}
-	struct clone_args ca = {
-		.flags = CLONE_PIDFD | CLONE_NEWPID | (uint64_t)s->nsflags |
-			 (s->cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
-		.cgroup = (uint64_t)(s->cgfd >= 0 ? s->cgfd : 0),
-	};
-	pid = clone3_raw(&ca);
-	if (pid < 0) {
-		r = ai_fail(e, "sandbox", "clone3", errno, "group %s: holder", g->name);
-		goto fail;
-	}
-	if (pid == 0) {
-		close(st[0]);
-		if (go[1] >= 0)
-			close(go[1]);
-		holder_main(s, o, st[1], go[0], &na);
-	}
-	close(st[1]), st[1] = -1;
-	if (go[0] >= 0)
-		close(go[0]), go[0] = -1;
-	s->holder = pid;
-	s->holder_pidfd = pidfd;
-	if (g->network == NET_BRIDGE) {
-		snprintf(s->veth, sizeof s->veth, "aiv%d.%d", gi, (int)(pid % 10000000));
-		if ((r = netns_veth_create(cfg->app.bridge_name, &na, s->veth, pid, e)) < 0)
-			goto fail;
-		if (write(go[1], "g", 1) != 1) {
-			r = ai_fail(e, "sandbox", "write", errno, "group %s: holder", g->name);
-			goto fail;
-		}
-	}
 	struct sbx_msg m;
 	ssize_t n;
-	do
-		n = read(st[0], &m, sizeof m);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof m || !m.ok) {
-		if (n == (ssize_t)sizeof m)
-			*e = m.e;
-		else
-			ai_fail(e, "sandbox", "holder", EPIPE, "group %s: holder died while building the root",
-				g->name);
-		r = -(e->errnum ? e->errnum : EINVAL);
-		goto fail;
+	for (int phase = 0; phase < (g->network == NET_BRIDGE ? 2 : 1); phase++) {
+		do
+			n = read(st[0], &m, sizeof m);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof m || !m.ok) {
+			if (n == (ssize_t)sizeof m)
+				*e = m.e;
+			else
+				ai_fail(e, "sandbox", "holder", EPIPE,
+					"group %s: holder died while building the root", g->name);
+			r = -(e->errnum ? e->errnum : EINVAL);
+			goto fail;
+		}
+		if (phase == 0 && g->network == NET_BRIDGE) {
+			snprintf(s->veth, sizeof s->veth, "aiv%d.%d", gi, (int)(pid % 10000000));
+			if ((r = netns_veth_create(cfg->app.bridge_name, &na, s->veth, pid, e)) < 0)
+				goto fail;
+			if (write(go[1], "g", 1) != 1) {
+				r = ai_fail(e, "sandbox", "write", errno, "group %s: holder", g->name);
+				goto fail;
+			}
+		}
 	}
 	close(st[0]);
 	if (go[1] >= 0)
@@ -653,6 +704,40 @@ fail:
 	}
 	sbx_teardown(s);
 	return r;
+}
+
+/* execvp without its /bin/sh fallback for files that are not executables:
+ * the same rule as spawn.c, so `ainit sandbox` fails where an agent would
+ * (126 not executable, 127 not found). */
+static void exec_search(char *const *argv, char *const *envp)
+{
+	const char *path = NULL;
+	int saved = ENOENT;
+	if (strchr(argv[0], '/')) {
+		execve(argv[0], argv, envp);
+		return;
+	}
+	for (char *const *v = envp; *v; v++)
+		if (!strncmp(*v, "PATH=", 5))
+			path = *v + 5;
+	if (!path)
+		path = DEFAULT_PATH;
+	while (*path) {
+		char full[PATH_MAX];
+		size_t n = strcspn(path, ":");
+		if (n && n + 2 + strlen(argv[0]) < sizeof full) {
+			memcpy(full, path, n);
+			full[n] = '/';
+			strcpy(full + n + 1, argv[0]);
+			execve(full, argv, envp);
+			if (errno != ENOENT && errno != ENOTDIR)
+				saved = errno;
+		}
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	errno = saved;
 }
 
 /* The agent child: never returns. */
@@ -753,7 +838,7 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 		err_prefix(&e, s->name, agent);
 		child_fail(wfd, &e, 127);
 	}
-	execvp(x->argv[0], x->argv);
+	exec_search(x->argv, env);
 	ai_fail(&e, "sandbox", "execve", errno, "group %s: agent %s: %s", s->name, agent, x->argv[0]);
 	child_fail(wfd, &e, errno == ENOENT ? 127 : 126);
 }
@@ -938,6 +1023,9 @@ void sbx_teardown(struct sbx_group *s)
 	if (s->own_pidns >= 0)
 		close(s->own_pidns);
 	s->own_pidns = -1;
+	if (s->orphfd >= 0)
+		close(s->orphfd);
+	s->orphfd = -1;
 	if (s->seccomp_owned)
 		free(s->seccomp.filter);
 	s->seccomp.filter = NULL;

@@ -66,6 +66,8 @@ struct sbx_group {
 	int seccomp_owned;        /* seccomp.filter is ours to free */
 	uint64_t caps;
 	char veth[16];
+	int orphfd;               /* eventfd: orphans the holder reaped, -1 none */
+	uint64_t orphans;         /* summed by sbx_sup_orphans() */
 	struct gpu_plan *gpu;     /* gpu: nodes, libraries, environment; NULL = none */
 };
 
@@ -129,9 +131,23 @@ struct sbx_sup {
 	char sdir[PATH_MAX];
 	const char *state_dir;
 	unsigned long seq;          /* unique runc container ids */
+	struct sbx_ids *ids;        /* per agent: users resolved when its group is
+	                               prepared, so a (re)start allocates nothing */
+	int nagents;
+};
+
+struct sbx_ids {
+	pid_t holder;               /* resolved for this holder; 0 = not yet */
+	int rc;                     /* 0, or the lookup's error (err) */
+	struct ai_err err;
+	uid_t uid;
+	gid_t gid, groups[SBX_MAX_GROUPS_PER_USER];
+	int ngroups;
+	bool bundle;                /* runtime: runc: STATE/oci/AGENT written */
 };
 
 /* What the agent child needs, kept by the caller across spawn_start(). */
+#define SBX_MAX_ENV 256
 struct sbx_child {
 	struct sbx_group *s;
 	const char *agent;
@@ -142,6 +158,10 @@ struct sbx_child {
 	char id[128];
 	char *argv[6];
 	bool bind_root;
+	/* gpu: the agent's environment plus its group's GPU variables (the
+	 * caller's envp when the group has none) */
+	char *envp[SBX_MAX_ENV + 4];
+	char gpu_env[3][192];
 };
 
 int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *config_path,
@@ -156,6 +176,9 @@ int sbx_resolve_user(const struct sbx_group *s, const char *agent, const char *u
 		     gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen,
 		     struct ai_err *e);
 int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e);
+/* Orphans reaped inside the groups by their holders, so far (for status:
+ * inside a sandbox orphans land on the holder, not on ainit). */
+uint64_t sbx_sup_orphans(struct sbx_sup *x);
 /* spawn.c: the child_setup hook (in the child, after its fds are set),
  * and the pid namespace the child is born in (around clone3). */
 int sbx_child_setup(void *c, struct ai_err *e);

@@ -15,6 +15,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "gpu.h"
 #include "log.h"
 #include "oci.h"
 #include "spawn.h"
@@ -32,7 +33,8 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 	if (!x->groups)
 		return ai_fail(e, "sandbox", "calloc", ENOMEM, "%d groups", cfg->ngroups);
 	for (int i = 0; i < cfg->ngroups; i++)
-		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns = -1;
+		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns =
+			x->groups[i].orphfd = -1;
 	/* Profiles: next to the config (configs/seccomp/), then /etc/ainit/seccomp. */
 	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
 	snprintf(x->sdir, sizeof x->sdir, "%.*s/seccomp", slash ? (int)(slash - config_path) : 1,
@@ -40,8 +42,12 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 	x->dirs[0] = x->sdir;
 	x->dirs[1] = "/etc/ainit/seccomp";
 	x->dirs[2] = NULL;
+	x->nagents = cfg->nagents;
+	x->ids = calloc((size_t)(cfg->nagents ? cfg->nagents : 1), sizeof *x->ids);
 	x->cg = calloc(1, sizeof *x->cg);
-	if (!x->cg) {
+	if (!x->cg || !x->ids) {
+		free(x->cg);
+		free(x->ids);
 		free(x->groups);
 		return ai_fail(e, "sandbox", "calloc", ENOMEM, "cgroup base");
 	}
@@ -69,6 +75,8 @@ void sbx_sup_fini(struct sbx_sup *x)
 	free(x->groups);
 	x->groups = NULL;
 	x->ngroups = 0;
+	free(x->ids);
+	x->ids = NULL;
 	if (x->cg) {
 		cg_close_base(x->cg);
 		free(x->cg);
@@ -94,9 +102,13 @@ static int runc_req(struct sbx_sup *x, const struct ai_config *cfg, int ai, stru
 	struct oci_opts oo = {.root = x->o.root, .state_dir = x->state_dir,
 			      .seccomp_dirs = x->dirs, .argv = (char *const *)a->command.v,
 			      .envp = req->envp, .user = a->user};
-	int r = oci_export(cfg, a->group, &oo, c->bundle, e);
-	if (r < 0)
-		return r;
+	/* Written once: the bundle does not change between restarts. */
+	if (!x->ids[ai].bundle) {
+		int r = oci_export(cfg, a->group, &oo, c->bundle, e);
+		if (r < 0)
+			return r;
+		x->ids[ai].bundle = true;
+	}
 	snprintf(c->id, sizeof c->id, "ainit-%s-%d-%lu", a->name, (int)getpid(), ++x->seq);
 	c->argv[0] = (char *)"runc";
 	c->argv[1] = (char *)"run";
@@ -113,12 +125,52 @@ static int runc_req(struct sbx_sup *x, const struct ai_config *cfg, int ai, stru
 	return 0;
 }
 
+/* gpu: the group's CUDA_/NVIDIA_ variables (gpu.c plans them) join the
+ * agent's environment, unless the agent sets its own. No allocation: the
+ * storage is C, which lives until the child has exec'd. */
+static void gpu_env(const struct sbx_group *s, struct sbx_child *c, struct spawn_req *req)
+{
+	int n = 0;
+	for (char *const *v = req->envp; v && *v && n < SBX_MAX_ENV; v++)
+		c->envp[n++] = *v;
+	for (int i = 0, n0 = n; i < s->gpu->nenv && i < 3; i++) {
+		const struct gpu_env *ge = &s->gpu->env[i];
+		size_t kl = strlen(ge->key);
+		bool set = false;
+		for (int j = 0; j < n0 && !set; j++)
+			set = !strncmp(c->envp[j], ge->key, kl) && c->envp[j][kl] == '=';
+		if (!set) {
+			snprintf(c->gpu_env[i], sizeof c->gpu_env[i], "%s=%s", ge->key, ge->value);
+			c->envp[n++] = c->gpu_env[i];
+		}
+	}
+	c->envp[n] = NULL;
+	req->envp = c->envp;
+}
+
+/* Every agent of group S: its ids from the group root's files, once per
+ * holder (the files are read here, at prepare time, not at each start). */
+static void resolve_group(struct sbx_sup *x, const struct ai_config *cfg, struct sbx_group *s)
+{
+	const struct cfg_group *g = &cfg->groups[s->gi];
+	char home[PATH_MAX];
+	for (int k = g->first_agent; k < g->first_agent + g->nagents && k < x->nagents; k++) {
+		struct sbx_ids *d = &x->ids[k];
+		bool bundle = d->bundle;
+		memset(d, 0, sizeof *d);
+		d->bundle = bundle;
+		d->holder = s->holder;
+		d->ngroups = SBX_MAX_GROUPS_PER_USER;
+		d->rc = sbx_resolve_user(s, cfg->agents[k].name, cfg->agents[k].user, &d->uid, &d->gid,
+					 d->groups, &d->ngroups, home, sizeof home, &d->err);
+	}
+}
+
 int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
 		      struct sbx_child *c, struct spawn_req *req, struct ai_err *e)
 {
 	const struct cfg_agent *a = &cfg->agents[ai];
 	struct sbx_group *s = &x->groups[a->group];
-	char home[PATH_MAX];
 	int r;
 
 	memset(c, 0, sizeof *c);
@@ -133,15 +185,24 @@ int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
 		return r;
 	c->s = s;
 	c->agent = a->name;
-	c->ngroups = SBX_MAX_GROUPS_PER_USER;
-	/* The same lookup `ainit sandbox` makes (sandbox.c). */
-	if ((r = sbx_resolve_user(s, a->name, a->user, &c->uid, &c->gid, c->groups, &c->ngroups,
-				  home, sizeof home, e)) < 0)
-		return r;
+	/* The same lookup `ainit sandbox` makes (sandbox.c), done at prepare. */
+	if (x->ids[ai].holder != s->holder)
+		resolve_group(x, cfg, s);
+	const struct sbx_ids *d = &x->ids[ai];
+	if (d->rc < 0) {
+		*e = d->err;
+		return d->rc;
+	}
+	c->uid = d->uid;
+	c->gid = d->gid;
+	c->ngroups = d->ngroups;
+	memcpy(c->groups, d->groups, sizeof c->groups);
 	req->sandbox = s;
 	req->cgroup_fd = s->cgfd;
 	req->child_setup = sbx_child_setup;
 	req->child_data = c;
+	if (s->gpu)
+		gpu_env(s, c, req);
 	return 0;
 }
 
@@ -150,4 +211,17 @@ int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e)
 	if (gi < 0 || gi >= x->ngroups || !x->groups[gi].holder)
 		return 0;
 	return sbx_kill(&x->groups[gi], e);
+}
+
+uint64_t sbx_sup_orphans(struct sbx_sup *x)
+{
+	uint64_t sum = 0;
+	for (int i = 0; x && i < x->ngroups; i++) {
+		struct sbx_group *s = &x->groups[i];
+		uint64_t v;
+		if (s->orphfd >= 0 && read(s->orphfd, &v, sizeof v) == (ssize_t)sizeof v)
+			s->orphans += v;
+		sum += s->orphans;
+	}
+	return sum;
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libyaml-dev libseccomp-dev libcap-dev libkmod-dev
       libzmq3-dev libcmocka-dev python3 python3-pytest python3-zmq python3-yaml
-      qemu-system-x86 cpio zstd busybox-static kmod iproute2 runc
+      qemu-system-x86 cpio zstd busybox-static kmod iproute2 runc crun hyperfine
       redis-server nats-server
       clang libclang-rt-14-dev hyperfine)
 missing=()

@@ -89,30 +89,33 @@ main() {
 			if (exec 3<>"$n"); then echo "OPENED $n"; else echo "denied $n"; fi
 		done'
 
-	step "ainit run: both groups under the supervisor"
-	"$A" run --config "$CFG" --state-dir "$W/state" >"$W/run.log" 2>&1 &
+	step "ainit run --sandbox: both groups under the supervisor, each in its sandbox"
+	"$A" run --sandbox --config "$CFG" --state-dir "$W/state" >"$W/run.log" 2>&1 &
 	local sup=$! i
 	for i in $(seq 1 120); do
 		[ -S "$SOCK" ] && "$A" ctl --socket "$SOCK" status >/dev/null 2>&1 && break
 		sleep 0.5
 	done
 	for i in $(seq 1 60); do # the probe's first health check
-		"$A" ctl --socket "$SOCK" status 2>/dev/null | grep -q 'gpu-probe.*healthy' && break
+		"$A" ctl --socket "$SOCK" status 2>/dev/null | grep -Eq 'gpu-probe +(healthy|failed)' && break
 		sleep 1
 	done
 	run "$A" ctl --socket "$SOCK" status
 	run "$A" ctl --socket "$SOCK" status --json | tee "$W/status.json"
 	run "$A" ctl --socket "$SOCK" logs no-gpu -n 20
 	run "$A" ctl --socket "$SOCK" logs gpu-probe -n 20
+	run "$A" ctl --socket "$SOCK" health gpu-probe
 
 	step "cgroup v2 limits, read back from the groups' cgroup files"
-	local pid cg f
+	local pid cg f cg2
+	cg2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
 	for pid in $(grep -o '"pid": *[0-9]*' "$W/status.json" | grep -o '[0-9]*$'); do
 		[ "$pid" -gt 0 ] 2>/dev/null || continue
-		cg=/sys/fs/cgroup$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
+		cg=$cg2$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
 		echo "pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-60)): $cg"
 		for f in memory.max memory.high cpu.max cpu.weight pids.max pids.current memory.current; do
-			[ -r "$cg/$f" ] && printf '  %-15s %s\n' "$f" "$(cat "$cg/$f")"
+			if [ -r "$cg/$f" ]; then printf '  %-15s %s\n' "$f" "$(cat "$cg/$f")"
+			else printf '  %-15s (no such file: controller not enabled)\n' "$f"; fi
 		done
 		command -v bpftool >/dev/null && bpftool cgroup show "$cg"
 	done

@@ -1,6 +1,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +44,38 @@ static int env_port(const char *var)
 	return v > 0 && v < 65536 ? (int)v : 0;
 }
 
+static volatile sig_atomic_t *sig_flag;
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	(void)sig;
+	if (sig_flag)
+		*sig_flag = 1;
+	if (sig_pipe[1] >= 0 && write(sig_pipe[1], "x", 1) < 0) {
+		/* full pipe: a wakeup is pending anyway */
+	}
+	errno = saved;
+}
+
+int agent_signals(struct agent *a, volatile sig_atomic_t *flag)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+	sig_flag = flag;
+	if (sig_pipe[0] < 0 && pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	a->wake_fd = sig_pipe[0];
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	return 0;
+}
+
 void agent_init(struct agent *a, const char *default_name)
 {
 	const char *s;
 	memset(a, 0, sizeof *a);
+	a->wake_fd = -1;
 	a->name = (s = getenv("AINIT_AGENT")) && *s ? s : default_name;
 	a->group = (s = getenv("AINIT_GROUP")) && *s ? s : "";
 	a->bind_ip = (s = getenv("ZMQ_BIND_IP")) && *s ? s : "0.0.0.0";
@@ -135,23 +164,24 @@ static int recv_msg(void *s, char *buf, size_t cap, size_t *len)
 
 int agent_poll(struct agent *a, int timeout_ms, agent_service_cb on_service)
 {
-	zmq_pollitem_t items[2];
-	int n = 0, hi = -1, si = -1;
+	zmq_pollitem_t items[3];
+	int n = 0, hi = -1, si = -1, wi = -1;
 	char req[4096], rep[4096];
 	size_t len;
 	if (a->health)
 		items[hi = n++] = (zmq_pollitem_t){.socket = a->health, .events = ZMQ_POLLIN};
 	if (a->service)
 		items[si = n++] = (zmq_pollitem_t){.socket = a->service, .events = ZMQ_POLLIN};
-	if (n == 0) {
-		if (timeout_ms < 0)
-			pause();
-		else
-			usleep((useconds_t)timeout_ms * 1000);
-		return errno == EINTR ? -1 : 0;
-	}
+	if (a->wake_fd >= 0)
+		items[wi = n++] = (zmq_pollitem_t){.fd = a->wake_fd, .events = ZMQ_POLLIN};
 	if (zmq_poll(items, n, timeout_ms) < 0)
 		return zmq_errno() == EINTR ? -1 : 0;
+	if (wi >= 0 && (items[wi].revents & ZMQ_POLLIN)) {
+		char junk[16];
+		while (read(a->wake_fd, junk, sizeof junk) > 0)
+			;
+		return -1;
+	}
 	if (hi >= 0 && (items[hi].revents & ZMQ_POLLIN) && !recv_msg(a->health, req, sizeof req, &len)) {
 		a->health_requests++;
 		if (a->mode != AH_SILENT) {

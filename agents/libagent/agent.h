@@ -14,6 +14,7 @@
 #ifndef AGENT_H
 #define AGENT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,7 @@ struct agent {
 	const char *status;              /* "ok" unless the agent says otherwise */
 	char extra[512];                 /* more JSON members: "\"k\":v,..." or "" */
 	unsigned long health_requests;
+	int wake_fd;                     /* readable = stop waiting (agent_signals) */
 };
 
 /* Fill *a from the environment; default_name when AINIT_AGENT is unset. */
@@ -50,6 +52,9 @@ typedef const char *(*agent_service_cb)(struct agent *a, const char *req, size_t
 					  char *reply, size_t cap);
 int agent_poll(struct agent *a, int timeout_ms, agent_service_cb on_service);
 void agent_close(struct agent *a);
+/* Catch SIGTERM/SIGINT: the handler sets *flag and wakes agent_poll through
+ * a self-pipe, so a signal that lands just before the poll is not lost. */
+int agent_signals(struct agent *a, volatile sig_atomic_t *flag);
 
 /* The health reply for the current state, into buf; returns its length. */
 size_t agent_health_reply(const struct agent *a, char *buf, size_t cap);

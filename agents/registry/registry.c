@@ -9,6 +9,7 @@
  * agent_id or agent_name for name) are accepted too. Health checks on
  * HEALTH_CHECK_PORT through libagent, with the entry count in the reply.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,12 +32,6 @@ struct registry {
 
 static struct registry reg;
 static volatile sig_atomic_t got_term;
-
-static void on_term(int sig)
-{
-	(void)sig;
-	got_term = 1;
-}
 
 static struct entry *find(const char *name)
 {
@@ -118,13 +113,12 @@ int main(int argc, char **argv)
 {
 	struct agent a;
 	sigset_t block, old;
-	struct sigaction sa = {.sa_handler = on_term};
 	(void)argc;
 	(void)argv;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	agent_init(&a, "ServiceRegistry");
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	if (agent_signals(&a, &got_term) < 0)
+		fprintf(stderr, "%s: signal pipe: %s\n", a.name, strerror(errno));
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);

@@ -29,12 +29,6 @@
 
 static volatile sig_atomic_t got_term;
 
-static void on_term(int sig)
-{
-	(void)sig;
-	got_term = 1;
-}
-
 struct opts {
 	int64_t start_delay, crash_after, unhealthy_after;
 	int exit_code;
@@ -168,7 +162,6 @@ int main(int argc, char **argv)
 	struct opts o;
 	struct agent a;
 	sigset_t block, old;
-	struct sigaction sa = {.sa_handler = on_term};
 	uint64_t t0, crash_at = 0, bad_at = 0, wd_ms, next_wd = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -179,8 +172,8 @@ int main(int argc, char **argv)
 	a.mode = o.mode;
 	if (o.no_health)
 		a.health_port = 0;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	if (agent_signals(&a, &got_term) < 0)
+		fprintf(stderr, "%s: signal pipe: %s\n", a.name, strerror(errno));
 	t0 = agent_now_ms();
 
 	printf("%s: stub-agent pid %d group %s port %d health %d\n", a.name, (int)getpid(),
@@ -198,6 +191,12 @@ int main(int argc, char **argv)
 	if (o.start_delay > 0) {
 		printf("%s: start delay %lld ms\n", a.name, (long long)o.start_delay);
 		nap(o.start_delay, o.ignore_term);
+	}
+	if (o.crash_after >= 0 && agent_now_ms() >= t0 + (uint64_t)o.crash_after) {
+		/* crash-after shorter than the start delay: never listens */
+		printf("%s: crashing with exit code %d before listening, as asked\n", a.name, o.exit_code);
+		fflush(stdout);
+		_exit(o.exit_code);
 	}
 
 	/* zmq starts I/O threads: keep SIGTERM for the main thread only */

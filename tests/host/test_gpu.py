@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for  # conftest also skips the module unless root
+
 HERE = Path(__file__).resolve().parent
 AINIT = os.environ.get("AINIT") or str(HERE.parents[1] / "build" / "ainit")
 BUILD = Path(os.environ.get("BUILD") or HERE.parents[1] / "build")
@@ -50,11 +52,6 @@ GPUS = {"0000:01:00.0": (1, "NVIDIA H100 80GB HBM3"), "0000:41:00.0": (0, "NVIDI
 # The driver's files and, as on a real host, soname links to them.
 LIBS = ["libcuda.so.580.65.06", "libnvidia-ml.so.580.65.06", "libnvidia-ptxjitcompiler.so.580.65.06"]
 LINKS = {"libcuda.so.1": "libcuda.so.580.65.06", "libnvidia-ml.so.1": "libnvidia-ml.so.580.65.06"}
-
-
-def need_root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (mknod of stand-in NVIDIA nodes)")
 
 
 def write(path: Path, text: str):
@@ -153,7 +150,6 @@ def plan(root: Path):
 
 
 def test_plan_with_standin_nodes(tree):
-    need_root()
     make_proc(tree)
     make_nodes(tree)
     make_libs(tree)
@@ -213,7 +209,6 @@ def test_plan_with_standin_nodes(tree):
 
 
 def test_plan_errors(tree):
-    need_root()
     make_proc(tree)
     make_libs(tree)
     # the driver is there but nobody made the nodes
@@ -264,7 +259,6 @@ def test_check_warns_for_missing_gpus(tree):
 
 
 def test_mknod_like_nvidia_modprobe(tree):
-    need_root()
     make_proc(tree)
     (tree / "dev").mkdir()
     # a stale regular file where a node belongs is replaced
@@ -493,7 +487,6 @@ def sandbox(root: Path, group: str, mode: str):
 
 
 def test_sandbox_gpu_group_and_plain_group(tree):
-    need_root()
     make_proc(tree)
     make_nodes(tree)
     make_libs(tree)
@@ -530,7 +523,6 @@ def test_sandbox_gpu_group_and_plain_group(tree):
 
 
 def test_sandbox_gpu_group_errors_leave_others_alone(tree):
-    need_root()
     make_proc(tree)
     make_libs(tree)  # no nodes made
     write(tree / "sandbox.yaml", SANDBOX_CONFIG)
@@ -541,3 +533,92 @@ def test_sandbox_gpu_group_errors_leave_others_alone(tree):
     assert "group gpu-all: device nodes missing" in p.stderr
     plain, _ = sandbox(tree, "plain", "look")
     assert plain["dev"] == [] and plain["lib"] == "stand-in\n"
+
+
+def test_run_sandboxed_groups(tree, ainit_run):
+    """The supervisor's own path: `ainit run --sandbox` builds each group's
+    sandbox with its GPU plan and gives its agents the GPU environment."""
+    make_proc(tree)
+    make_nodes(tree)
+    make_libs(tree)
+    (tree / "inside.py").write_text(INSIDE)
+    lib = f"{tree}/usr/lib/{TRIPLET}/libcuda.so.1"
+    cmd = lambda mode: f"[/usr/bin/python3, {tree}/inside.py, {mode}, {lib}]"
+    config = textwrap.dedent(f"""\
+        version: 1
+        defaults: {{user: root, restart: {{policy: "no"}}}}
+        groups:
+          gpu-all:
+            gpu: all
+            agents:
+              gpu-look: {{command: {cmd("look")}}}
+              gpu-own-env:
+                command: {cmd("look")}
+                environment: {{CUDA_VISIBLE_DEVICES: "1"}}
+          plain:
+            capabilities: [CAP_MKNOD]
+            agents:
+              plain-look: {{command: {cmd("mknod")}}}
+        """)
+    a = ainit_run(config, extra_args=["--sandbox"], env=dict(os.environ, AINIT_GPU_ROOT=str(tree)))
+
+    def seen(agent):
+        def get():
+            out = a.ctl("logs", agent).stdout
+            js = [l[l.index("{"):] for l in out.splitlines() if '"dev"' in l]
+            return json.loads(js[-1]) if js else None
+        return wait_for(get, timeout=20, what=f"{agent}'s report\n{a.logtext()}")
+
+    g = seen("gpu-look")
+    assert g["dev"] == ["nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "nvidiactl"]
+    assert g["env"] == {"CUDA_VISIBLE_DEVICES": "0,1", "NVIDIA_VISIBLE_DEVICES": "all",
+                        "NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+    assert set(g["open"].values()) == {"ENXIO"}
+    assert g["lib_write"] == "EROFS"
+    # an agent's own value wins over the plan's
+    assert seen("gpu-own-env")["env"]["CUDA_VISIBLE_DEVICES"] == "1"
+    p = seen("plain-look")
+    assert p["dev"] == [] and p["env"] == {}
+    assert p["mknod"] == {"nvidiactl": "ok", "nvidia0": "ok", "nvidia-uvm": "ok"}
+    if p["open"]["nvidiactl"] == "ENXIO":
+        pytest.skip("no BPF_CGROUP_DEVICE program could be attached here")
+    assert p["open"]["nvidiactl"] == "EPERM" and p["open"]["nvidia0"] == "EPERM"
+    a.stop()
+
+
+def test_export_oci_for_runc(tree):
+    """runtime: runc groups get the same through their OCI config."""
+    make_proc(tree)
+    make_nodes(tree)
+    make_libs(tree)
+
+    def export(group):
+        out = tree / f"oci-{group}"
+        p = ainit(tree, "export", "oci", str(tree / "appliance.yaml"), group, "-o", str(out))
+        return p, (json.loads((out / "config.json").read_text()) if p.returncode == 0 else None)
+
+    p, doc = export("gpu-one")
+    assert p.returncode == 0, p.stderr
+    devs = {(d["path"], d["type"], d["major"], d["minor"]) for d in doc["linux"]["devices"]}
+    assert devs == {("/dev/nvidiactl", "c", 195, 255), ("/dev/nvidia-uvm", "c", UVM_MAJOR, 0),
+                    ("/dev/nvidia-uvm-tools", "c", UVM_MAJOR, 1), ("/dev/nvidia0", "c", 195, 0)}
+    rules = [r for r in doc["linux"]["resources"]["devices"] if r.get("major") in (195, UVM_MAJOR)]
+    assert {(r["major"], r["minor"], r["access"], r["allow"]) for r in rules} == {
+        (195, 255, "rw", True), (UVM_MAJOR, 0, "rw", True), (UVM_MAJOR, 1, "rw", True),
+        (195, 0, "rw", True)}
+    env = doc["process"]["env"]
+    assert "CUDA_VISIBLE_DEVICES=0" in env and "NVIDIA_VISIBLE_DEVICES=1" in env
+    lib = f"{tree}/usr/lib/{TRIPLET}/"
+    binds = {(m["destination"], m["source"]) for m in doc["mounts"] if "ro" in m.get("options", [])
+             and m["source"].startswith(lib)}
+    assert binds == {(lib + n, lib + n) for n in LIBS}
+
+    p, doc = export("plain")
+    assert p.returncode == 0, p.stderr
+    assert "devices" not in doc["linux"]
+    assert not any(r.get("major") in (195, UVM_MAJOR) for r in doc["linux"]["resources"]["devices"])
+    assert not any(e.startswith(("CUDA_", "NVIDIA_")) for e in doc["process"]["env"])
+
+    p, _ = export("bad")
+    assert p.returncode == 1
+    assert "gpu: group bad: GPU index 7 does not exist" in p.stderr

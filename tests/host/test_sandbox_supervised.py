@@ -72,3 +72,40 @@ groups:
     cg = Path("/sys/fs/cgroup/unified")
     if cg.exists():
         assert not (cg / f"ainit.{pid}").exists()
+
+
+def test_notify_reaches_the_supervisor_from_inside(ainit_run, tmp_path):
+    # sd_notify READY=1 from inside a sandbox (own mount and net namespace):
+    # the supervisor's notify socket directory is bound in on its own path.
+    send = ("import os, socket\\n"
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\\n"
+            "p = os.environ['NOTIFY_SOCKET']\\n"
+            "s.sendto(b'READY=1', '\\\\0' + p[1:] if p[0] == '@' else p)\\n"
+            "import time; time.sleep(300)\\n")
+    a = ainit_run(f"""
+version: 1
+groups:
+  n:
+    user: root
+    network: none
+    agents:
+      ready: {{command: [python3, -c, "{send}"], health: {{notify: true, start_period: 20s}}}}
+""", extra_args=("--sandbox",))
+    st = a.wait_state("ready", "healthy", timeout=15)
+    assert st["health"] == "healthy"
+
+
+def test_orphans_inside_are_reaped_by_the_holder_and_counted(ainit_run):
+    # Inside a pid namespace an orphan lands on the group's holder (its
+    # PID 1), not on ainit; status still counts it.
+    a = ainit_run("""
+version: 1
+groups:
+  o:
+    user: root
+    network: none
+    agents:
+      parent: {command: [sh, -c, "while :; do (sleep 0.05 &); sleep 0.2; done"]}
+""", extra_args=("--sandbox",))
+    wait_for(lambda: a.request({"cmd": "status"}).get("orphans_reaped", 0) >= 3,
+             what="orphans reaped inside the sandbox")

@@ -59,11 +59,31 @@ def test_demo_crasher_is_restarted(demo):
         assert by_name(doc)[name]["restarts"] == 0, by_name(doc)[name]
 
 
-def test_demo_orphans_reaped_by_pid1(demo):
-    # the worker orphans a process every second; they land on PID 1
-    doc = demo.wait_status(lambda d: d.get("orphans_reaped", 0) >= 2,
-                           "PID 1 to reap the worker's orphans", timeout=60)
-    assert doc["pid1"] is True, doc
+def test_demo_orphans_reaped_in_their_group(demo):
+    # The worker runs in its group's sandbox and orphans a process every
+    # second; the group's holder (PID 1 of the group's pid namespace) reaps
+    # them. The worker reports the zombies it sees; its log travels over the
+    # control channel.
+    import json
+    import re
+
+    def rounds():
+        r = demo.ctl("--json", "logs", "worker", "-n", "50", timeout=30)
+        if r.returncode != 0:
+            return []
+        return [(int(m.group(1)), int(m.group(2))) for m in
+                re.finditer(r"worker: round (\d+) zombies (\d+)", json.loads(r.stdout)["text"])]
+    end = time.monotonic() + 90
+    seen = []
+    while time.monotonic() < end:
+        seen = rounds()
+        if seen and seen[-1][0] >= 5:
+            break
+        time.sleep(1)
+    assert seen and seen[-1][0] >= 5, f"the worker never reported 5 rounds: {seen}"
+    # a zombie can exist for the instant between exit and reaping; never more
+    assert max(z for _, z in seen[-4:]) <= 1, seen
+    assert seen[-1][1] == 0 or seen[-2][1] == 0, seen
 
 
 def test_demo_many_clients_each_get_their_own_answer(demo):
@@ -146,5 +166,36 @@ def test_broken_config_degraded_but_answers(tmp_path, kind, machine, final):
         assert rc == 0, g.console_text()
         ours = [l for l in g.console_lines() if l.startswith("ainit: ")]
         assert ours and ours[-1] == f"ainit: {final}", ours
+    finally:
+        g.kill()
+
+
+ORPHANER = """\
+version: 1
+defaults: {user: root}
+groups:
+  g:
+    agents:
+      orphaner:
+        # leaves an orphan every 0.3 s: a "sleep" whose parent subshell is gone
+        command: [sh, -c, "while :; do (sleep 0.1 &); sleep 0.3; done"]
+"""
+
+
+def test_pid1_reaps_orphans(tmp_path):
+    # Without sandboxes (ainit.sandbox=0 on the kernel command line) an
+    # agent's orphans are re-parented to PID 1 itself, which must reap them
+    # (in a sandbox the group's holder reaps them inside its pid namespace).
+    cfg = tmp_path / "orphans.yaml"
+    cfg.write_text(ORPHANER)
+    img = build_image(str(cfg), str(tmp_path / "img"))
+    g = Guest(img, tmp_path, extra=("--append", "ainit.sandbox=0"))
+    try:
+        doc = g.wait_status(lambda d: d.get("orphans_reaped", 0) >= 3,
+                            "PID 1 to reap the orphans", timeout=90)
+        assert doc["pid1"] is True, doc
+        assert by_name(doc)["orphaner"]["restarts"] == 0, doc
+        assert g.ctl("poweroff", timeout=30).returncode == 0
+        assert g.wait_exit(60) == 0, g.console_text()
     finally:
         g.kill()

@@ -1,13 +1,13 @@
 """Appliance tier, GPU without a GPU: ainit as PID 1 makes the NVIDIA nodes at
-boot from a stand-in driver tree, and in the guest (pure cgroup v2, as on the
-appliance) a gpu: group's sandbox holds exactly its nodes, allowed by the
-device program, while a group without gpu: can make the nodes with mknod and
-still cannot open them.
+boot from a stand-in driver tree and runs each group in its sandbox (pure
+cgroup v2, as on the appliance): the gpu: group's agent finds exactly its
+nodes, allowed by the device program, its environment and the driver library
+read-only; the agent of a group without gpu: finds none, and as root with
+CAP_MKNOD makes them and still cannot open them.
 
 The stand-in tree is /gpu in the image (the driver's /proc text files and a
-libcuda file); the kernel command line gives PID 1 AINIT_GPU_ROOT=/gpu. An
-agent runs the checks with `ainit sandbox` and prints what it saw on the
-console, which the test reads.
+libcuda file); the kernel command line gives PID 1 AINIT_GPU_ROOT=/gpu. The
+agents print what they see on the console, which the test reads.
 """
 
 import os
@@ -17,31 +17,34 @@ import time
 
 import pytest
 
-from conftest import AINIT, BUILD, TOP, Guest, build_image
+from conftest import AINIT, BUILD, TOP, Guest
 
 UVM = 508
-CHECK = textwrap.dedent(f"""\
+LIB = "/gpu/usr/lib/x86_64-linux-gnu/libcuda.so.580"
+
+# Runs as the gpu: group's agent, in the sandbox PID 1 built for it.
+GPU_LOOK = textwrap.dedent(f"""\
     #!/bin/sh
-    export AINIT_GPU_ROOT=/gpu
-    CFG=/etc/ainit/appliance.yaml
     echo "BOOT-NODES $(cd /gpu/dev && for n in nvidiactl nvidia0 nvidia1 nvidia-modeset nvidia-uvm nvidia-uvm-tools; do
         [ -c $n ] && echo -n "$n=$(stat -c %t:%T:%a $n) "; done)"
-    echo "GPU-GROUP-BEGIN"
-    /sbin/init sandbox --config $CFG gpu-infra -- /bin/sh -c '
-        echo "DEV $(ls /dev | grep nvidia | tr "\\n" " ")"
-        env | grep -E "^(CUDA|NVIDIA)_" | sed "s/^/ENV /"
-        for n in nvidiactl nvidia0 nvidia1 nvidia-uvm; do
-            cat /dev/$n 2>&1 | sed "s/^/OPEN $n /"; done
-        echo x 2>&1 >/gpu/usr/lib/x86_64-linux-gnu/libcuda.so.580 | sed "s/^/LIBWRITE /"'
-    echo "GPU-GROUP-END rc=$?"
-    echo "PLAIN-GROUP-BEGIN"
-    /sbin/init sandbox --config $CFG plain -- /bin/sh -c '
-        echo "DEV $(ls /dev | grep nvidia | tr "\\n" " ")"
-        env | grep -E "^(CUDA|NVIDIA)_" | sed "s/^/ENV /"
-        mknod /dev/nvidiactl c 195 255 && mknod /dev/nvidia0 c 195 0 && echo MKNOD ok
-        for n in nvidiactl nvidia0; do cat /dev/$n 2>&1 | sed "s/^/OPEN $n /"; done'
-    echo "PLAIN-GROUP-END rc=$?"
-    echo CHECK-DONE
+    echo "GPU-BEGIN"
+    echo "DEV $(ls /dev | grep nvidia | tr '\\n' ' ')"
+    env | grep -E "^(CUDA|NVIDIA)_" | sed "s/^/ENV /"
+    for n in nvidiactl nvidia0 nvidia1 nvidia-uvm; do cat /dev/$n 2>&1 | sed "s/^/OPEN $n /"; done
+    (echo x >{LIB}) 2>&1 | sed "s/^/LIBWRITE /"
+    echo "GPU-END"
+    exec sleep 100000
+    """)
+
+# Runs as the plain group's agent: root with CAP_MKNOD, no gpu:.
+PLAIN_LOOK = textwrap.dedent("""\
+    #!/bin/sh
+    echo "PLAIN-BEGIN"
+    echo "DEV $(ls /dev | grep nvidia | tr '\\n' ' ')"
+    env | grep -E "^(CUDA|NVIDIA)_" | sed "s/^/ENV /"
+    mknod /dev/nvidiactl c 195 255 && mknod /dev/nvidia0 c 195 0 && echo MKNOD ok
+    for n in nvidiactl nvidia0; do cat /dev/$n 2>&1 | sed "s/^/OPEN $n /"; done
+    echo "PLAIN-END"
     exec sleep 100000
     """)
 
@@ -53,11 +56,11 @@ CONFIG = textwrap.dedent("""\
       gpu-infra:
         gpu: all
         agents:
-          gpu-idle: {command: [/bin/sleep, "100000"]}
+          gpu-look: {command: [/bin/sh, /gpu-look.sh]}
       plain:
         capabilities: [CAP_MKNOD]
         agents:
-          checker: {command: [/bin/sh, /gpucheck.sh]}
+          plain-look: {command: [/bin/sh, /plain-look.sh]}
     """)
 
 
@@ -113,8 +116,10 @@ def guest(tmp_path_factory):
     d = tmp_path_factory.mktemp("gpu")
     cfg = d / "appliance.yaml"
     cfg.write_text(CONFIG)
-    (d / "gpucheck.sh").write_text(CHECK)
-    adds = standin(str(d / "standin")) + [f"{d / 'gpucheck.sh'}:/gpucheck.sh"]
+    (d / "gpu-look.sh").write_text(GPU_LOOK)
+    (d / "plain-look.sh").write_text(PLAIN_LOOK)
+    adds = standin(str(d / "standin")) + [f"{d / 'gpu-look.sh'}:/gpu-look.sh",
+                                           f"{d / 'plain-look.sh'}:/plain-look.sh"]
     img = str(d / "image")
     r = subprocess.run([os.path.join(TOP, "image", "build"), "--ainit", AINIT,
                         "--kernel-cache", os.path.join(BUILD, "kernel"),
@@ -127,16 +132,32 @@ def guest(tmp_path_factory):
     g.kill()
 
 
-def checker_output(guest, timeout=120):
-    """The checker's output: on the console (agents' stdout goes there)."""
+SANDBOX_BUG = "pivot_root: Too many levels of symbolic links"
+
+
+def output(guest):
+    """The console and the agents' captured output (`ainit ctl logs`)."""
+    text = guest.console_text()
+    for agent in ("gpu-look", "plain-look"):
+        r = guest.ctl("logs", agent, "-n", "200", timeout=30)
+        text += "\n" + r.stdout
+    return text
+
+
+def console_until(guest, marks, timeout=120):
+    """Console and logs once every mark is in them."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        text = guest.console_text()
-        if "CHECK-DONE" in text:
+        text = output(guest)
+        if all(m in text for m in marks):
             return text
+        if SANDBOX_BUG in text:
+            pytest.xfail("the sandbox cannot leave an initramfs root yet (sandbox.c build_root: "
+                         "the MS_MOVE fallback after pivot_root's EINVAL gives ELOOP), so no "
+                         "agent starts in the guest; the same checks pass on the host tier")
         assert guest.proc.poll() is None, f"QEMU exited:\n{text}"
         time.sleep(0.5)
-    raise AssertionError(f"checker never finished; console:\n{guest.console_text()}")
+    raise AssertionError(f"never saw {marks}; console and logs:\n{output(guest)}")
 
 
 def lines(out, prefix):
@@ -144,23 +165,24 @@ def lines(out, prefix):
 
 
 def test_boot_makes_the_nodes(guest):
-    out = checker_output(guest)
-    # PID 1 made them from the stand-in /proc at boot: hex major:minor, mode
+    deadline = time.monotonic() + 120
+    while "boot: gpu:" not in guest.console_text():
+        assert time.monotonic() < deadline, guest.console_text()
+        time.sleep(0.5)
+    # nvidiactl, nvidia0, nvidia1, nvidia-modeset, nvidia-uvm, nvidia-uvm-tools
+    assert "boot: gpu: 6 NVIDIA device nodes ready" in guest.console_text()
+
+
+def test_groups_see_only_their_nodes(guest):
+    out = console_until(guest, ["GPU-END", "PLAIN-END"])
+    # the boot's nodes, as the gpu group's agent sees them on the root:
+    # hex major:minor, mode from the driver's params
     boot = lines(out, "BOOT-NODES")[0].split()
     assert sorted(boot) == sorted([
         "nvidiactl=c3:ff:666", "nvidia0=c3:0:666", "nvidia1=c3:1:666", "nvidia-modeset=c3:fe:666",
         f"nvidia-uvm={UVM:x}:0:666", f"nvidia-uvm-tools={UVM:x}:1:666"]), out
-    assert "boot: gpu: 6 NVIDIA device nodes ready" in out
-
-
-def test_groups_see_only_their_nodes(guest):
-    out = checker_output(guest)
     section = lambda name: out.split(f"{name}-BEGIN", 1)[1].split(f"{name}-END", 1)[0]
-    g = section("GPU-GROUP")
-    if "pivot_root: Too many levels of symbolic links" in g:
-        pytest.xfail("ainit sandbox cannot leave an initramfs root yet (sandbox.c: pivot_root "
-                     "fallback fails with ELOOP); the same checks pass on the host tier")
-    assert "rc=0" in out.split("GPU-GROUP-END", 1)[1].splitlines()[0], g
+    g = section("GPU")
     assert sorted(lines(g, "DEV ")[0].split()) == [
         "nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "nvidiactl"], g
     assert sorted(lines(g, "ENV ")) == ["CUDA_VISIBLE_DEVICES=0,1",
@@ -172,8 +194,7 @@ def test_groups_see_only_their_nodes(guest):
         assert opened and "No such device or address" in opened[0], (n, g)
     assert "Read-only file system" in " ".join(lines(g, "LIBWRITE")), g
 
-    p = section("PLAIN-GROUP")
-    assert "rc=0" in out.split("PLAIN-GROUP-END", 1)[1].splitlines()[0], p
+    p = section("PLAIN")
     assert lines(p, "DEV ") == [""], p
     assert lines(p, "ENV ") == [], p
     assert "MKNOD ok" in p, p
