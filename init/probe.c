@@ -78,13 +78,13 @@ struct probe {
 	bool zsent;
 	/* native ZMTP */
 	bool zgreeted;         /* our greeting is out */
-	uint8_t zbuf[2048];
+	uint8_t zbuf[1024];    /* greeting + READY + a reply of ~900 bytes */
 	size_t zlen;
 	/* exec */
 	pid_t pid;
 	int pidfd, outfd, execfd;
 	struct loop_src pidsrc;
-	char out[256];
+	char out[160];         /* the tail of an exec check's output */
 	size_t outlen;
 	/* notify */
 	int nfd;
