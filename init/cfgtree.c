@@ -224,6 +224,12 @@ static struct ct_node *parse_collection(struct builder *b, yaml_event_t *start, 
 					 "YAML merge keys (<<) are not supported; write the keys out");
 				return NULL;
 			}
+			/* the duplicate check below is quadratic: bound it */
+			if (count / 2 >= CT_MAX_MAP_KEYS) {
+				diag_add(b->d, DIAG_ERROR, item->pos, "limit",
+					 "more than %d keys in one mapping", CT_MAX_MAP_KEYS);
+				return NULL;
+			}
 			if (!b->o->allow_duplicate_keys)
 				for (size_t i = 0; i < count; i += 2)
 					if (strcmp(n->items[i]->value, item->value) == 0) {

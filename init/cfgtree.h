@@ -56,5 +56,6 @@ const char *ct_suggest(const char *word, const char *const *cands, size_t n);
 
 #define CT_MAX_DEPTH 64
 #define CT_MAX_FILE (16u << 20)
+#define CT_MAX_MAP_KEYS 10000
 
 #endif
