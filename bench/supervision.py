@@ -258,7 +258,7 @@ groups:
           f"  [target: 0]")
     print(f"idle: {n} agents, zmq check every {iv:.0f} s: {w2} wakeups in {secs} s for {checks} checks"
           f" (configured {int(n * secs / iv)}) | {w2 / max(checks, 1):.2f} wakeups per check"
-          f" (timer, connect, greeting, reply)  [target: only the checks]")
+          f" (timer, peer greeting, reply; timers of checks due together share a wakeup)  [target: only the checks]")
 
 
 def rss(pid):

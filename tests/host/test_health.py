@@ -283,3 +283,49 @@ groups:
     a.wait_state("n", "healthy", timeout=15)
     assert health(a, "n")["probe"]["status_text"] == "warming up"
     assert a.stop() == 0
+
+
+def test_agent_environment(ainit_run, tmp_path):
+    p, h = free_port(), free_port()
+    a = ainit_run(f"""
+version: 1
+defaults: {{user: root, environment: {{LOG_LEVEL: INFO}}}}
+groups:
+  grp:
+    agents:
+      envy: {{command: [sh, -c, "env > {tmp_path}/env; exec sleep 300"], port: {p}, health_port: {h},
+             health: {{notify: true, timeout: 2s}}, restart: {{policy: no}}, on_unhealthy: ignore}}
+""")
+    wait_for(lambda: (tmp_path / "env").exists() and "NOTIFY_SOCKET" in (tmp_path / "env").read_text(),
+             what="env written")
+    env = dict(l.split("=", 1) for l in (tmp_path / "env").read_text().splitlines() if "=" in l)
+    assert env["AINIT_AGENT"] == "envy" and env["AINIT_GROUP"] == "grp"
+    assert env["AGENT_PORT"] == str(p) and env["HEALTH_CHECK_PORT"] == str(h)
+    assert env["ZMQ_BIND_IP"] == "0.0.0.0" and env["LOG_LEVEL"] == "INFO"
+    assert env["NOTIFY_SOCKET"].endswith("/notify/0.sock") and os.path.exists(env["NOTIFY_SOCKET"])
+    assert a.stop() == 0
+
+
+def test_stub_ignoring_sigterm_and_orphans(ainit_run):
+    p, h = free_port(), free_port()
+    a = ainit_run(f"""
+version: 1
+defaults: {{user: root}}
+groups:
+  g:
+    agents:
+      stubborn: {{command: [{STUB}, --ignore-sigterm, --orphan], port: {p}, health_port: {h},
+                 health: {{zmq: {h}}}, stop: {{timeout: 500ms}}}}
+""")
+    s = a.wait_state("stubborn", "healthy")
+    wait_for(lambda: "that will be orphaned" in a.ctl("logs", "stubborn").stdout, what="orphan forked")
+    orphan = int(a.ctl("logs", "stubborn").stdout.split("forked child ")[1].split()[0])
+    assert a.ctl("stop", "stubborn").returncode == 0
+    s = a.wait_state("stubborn", "exited", timeout=10)
+    assert "did not stop within 500ms of SIGTERM; killed" in s["reason"]
+    assert "ignoring SIGTERM" in a.ctl("logs", "stubborn").stdout
+    # its forked child went with its process group
+    wait_for(lambda: not os.path.exists(f"/proc/{orphan}") or
+             open(f"/proc/{orphan}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+             timeout=5, what="the orphan is gone")
+    assert a.stop() == 0
