@@ -185,6 +185,11 @@ int sbx_child_setup(void *c, struct ai_err *e);
 int sbx_pidns_enter(const struct sbx_group *s, struct ai_err *e);
 void sbx_pidns_leave(const struct sbx_group *s);
 
+/* `ainit check`: capability names, seccomp profiles (their own file:line
+ * errors), bridge networking without a bridge (sandbox_check.c). */
+struct diag_list;
+void sbx_check(const struct ai_config *c, struct diag_list *d);
+
 /* `ainit sandbox --config FILE GROUP -- CMD [ARGS...]` */
 int cmd_sandbox(int argc, char **argv);
 
