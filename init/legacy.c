@@ -6,13 +6,10 @@
 #include "legacy.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define LG_MAX_AGENTS 20000
 #define LG_MAX_DEPS 200000
@@ -868,45 +865,6 @@ static bool sniff_v1(const char *buf, size_t len)
 	return false;
 }
 
-static int read_file(const char *path, char **buf, size_t *len, struct diag_list *d,
-		     const char *name)
-{
-	AI_AUTOCLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat sb;
-	size_t got = 0;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io", "cannot read: %s",
-			 strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode) || sb.st_size > (off_t)CT_MAX_FILE) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
-			 S_ISREG(sb.st_mode) ? "file larger than 16 MiB" : "not a regular file");
-		return -1;
-	}
-	*buf = malloc((size_t)sb.st_size + 1);
-	if (!*buf) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io", "out of memory");
-		return -1;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)sb.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
-				 "cannot read: %s", strerror(errno));
-			free(*buf);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	*len = got;
-	return 0;
-}
-
 int lg_add_buf(struct lg_set *s, const char *name, const char *buf, size_t len,
 	       struct diag_list *d)
 {
@@ -980,7 +938,7 @@ int lg_add_file(struct lg_set *s, const char *path, struct diag_list *d)
 		d->oom = true;
 		return LG_ERROR;
 	}
-	if (read_file(path, &buf, &len, d, name) < 0)
+	if (ct_read_file(name, &buf, &len, d) < 0)
 		return LG_ERROR;
 	k = lg_add_buf(s, name, buf, len, d);
 	free(buf);

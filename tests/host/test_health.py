@@ -329,3 +329,32 @@ groups:
              open(f"/proc/{orphan}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
              timeout=5, what="the orphan is gone")
     assert a.stop() == 0
+
+
+def test_metrics_group_figures_from_cgroup(ainit_run):
+    mp = free_port()
+    a = ainit_run(f"""
+version: 1
+appliance: {{metrics: {{listen: "127.0.0.1:{mp}"}}}}
+groups:
+  busy:
+    user: root
+    agents:
+      spin: {{command: [sh, -c, "while :; do :; done"]}}
+""", extra_args=("--sandbox",))
+    a.wait_state("spin", "healthy", "failed")
+    if a.agent("spin")["state"] != "healthy":
+        pytest.skip("sandbox unavailable here: " + (a.agent("spin").get("reason") or ""))
+    import re
+    import time
+    time.sleep(0.5)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{mp}/metrics", timeout=5).read().decode()
+    m = re.search(r'ainit_group_cpu_seconds_total\{group="busy"\} ([0-9.e+-]+)', text)
+    if not m:
+        pytest.skip("no cgroup v2 for the group here (cpu.stat missing)")
+    assert float(m.group(1)) > 0.1
+    # memory and pids appear only where those controllers are enabled
+    for ctl, metric in (("memory", "ainit_group_memory_bytes"), ("pids", "ainit_group_pids")):
+        if f'{metric}{{group="busy"}}' in text:
+            assert re.search(metric + r'\{group="busy"\} [1-9]', text)
+    assert a.stop() == 0
