@@ -70,3 +70,7 @@ print(f"runc/ainit = {med(rs['runc']) / a:.1f}x (target >= 10), "
       f"crun/ainit = {med(rs['crun']) / a:.1f}x (target >= 3), "
       f"ainit/fork-exec = {a / med(rs['fork/exec']):.1f}x")
 PY
+
+# The steady state: one agent start inside an existing sandbox under the
+# supervisor (what a restart costs), against a plain supervised start.
+/usr/bin/python3 "$(dirname "$(realpath "$0")")/sandbox_restart.py" "$AINIT" 3

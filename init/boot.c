@@ -333,6 +333,238 @@ void boot_early(struct ai_state *st)
 	log_info("boot", NULL, "early boot done");
 }
 
+/* ---- appliance.mounts ---------------------------------------------------
+ * what: /dev/NAME, PARTLABEL=NAME (GPT partition name, from sysfs), or
+ * LABEL=NAME (an ext2/3/4 volume label; failing that, a GPT partition of that
+ * name, so that an empty data partition can be found to be formatted).
+ * format_if_empty formats only a device whose first 64 KiB are all zero:
+ * never one that holds anything, whatever it is. */
+
+#define EMPTY_PROBE 65536
+#define DEV_WAIT_MS 3000
+
+/* ext2/3/4: superblock at 1024, magic 0xEF53 at +56, label at +120. */
+static bool ext_label(const char *dev, char *label, size_t n)
+{
+	unsigned char sb[1024];
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t r = pread(fd, sb, sizeof sb, 1024);
+	close(fd);
+	if (r != (ssize_t)sizeof sb || sb[56] != 0x53 || sb[57] != 0xEF)
+		return false;
+	size_t len = strnlen((const char *)sb + 120, 16);
+	if (len >= n)
+		len = n - 1;
+	memcpy(label, sb + 120, len);
+	label[len] = '\0';
+	return true;
+}
+
+/* Every block device in sysfs, by DEVNAME and (for partitions) PARTNAME. */
+static bool find_block(const char *partname, const char *extlabel, char *dev, size_t n)
+{
+	DIR *d = opendir("/sys/class/block");
+	struct dirent *de;
+	bool found = false;
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d))) {
+		char p[300], buf[1024];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(dev, n, "/dev/%s", de->d_name);
+		if (extlabel) {
+			char l[17];
+			found = ext_label(dev, l, sizeof l) && !strcmp(l, extlabel);
+			continue;
+		}
+		snprintf(p, sizeof p, "/sys/class/block/%s/uevent", de->d_name);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		char *pn = strstr(buf, "PARTNAME=");
+		if (pn && (pn == buf || pn[-1] == '\n')) {
+			pn += 9;
+			pn[strcspn(pn, "\n")] = '\0';
+			found = !strcmp(pn, partname);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static bool resolve_what(const char *what, char *dev, size_t n)
+{
+	if (!strncmp(what, "PARTLABEL=", 10))
+		return find_block(what + 10, NULL, dev, n);
+	if (!strncmp(what, "LABEL=", 6))
+		return find_block(NULL, what + 6, dev, n) || find_block(what + 6, NULL, dev, n);
+	snprintf(dev, n, "%s", what);
+	return access(dev, F_OK) == 0;
+}
+
+/* -1 error, 0 holds something, 1 all zero. */
+static int device_empty(const char *dev)
+{
+	static unsigned char buf[EMPTY_PROBE];
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t r = pread(fd, buf, sizeof buf, 0);
+	close(fd);
+	if (r <= 0)
+		return -1;
+	for (ssize_t i = 0; i < r; i++)
+		if (buf[i])
+			return 0;
+	return 1;
+}
+
+/* mkfs.TYPE [-L LABEL] DEV, waited for: boot, before the loop runs. */
+static int format_device(const char *dev, const char *type, const char *label)
+{
+	char prog[64];
+	snprintf(prog, sizeof prog, "mkfs.%s", type);
+	const char *argv[8];
+	int i = 0;
+	argv[i++] = prog;
+	if (!strncmp(type, "ext", 3)) {
+		argv[i++] = "-q";
+		argv[i++] = "-F";
+	}
+	if (label && *label) {
+		argv[i++] = "-L";
+		argv[i++] = label;
+	}
+	argv[i++] = dev;
+	argv[i] = NULL;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execvp(prog, (char *const *)argv);
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 127 ? -ENOENT : -EIO;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[256];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* "ro,noatime,commit=5": flags we know become MS_*, the rest is fs data. */
+static unsigned long mount_options(const char *opts, char *data, size_t n)
+{
+	static const struct { const char *name; unsigned long flag; } known[] = {
+		{"ro", MS_RDONLY}, {"nosuid", MS_NOSUID}, {"nodev", MS_NODEV},
+		{"noexec", MS_NOEXEC}, {"noatime", MS_NOATIME}, {"nodiratime", MS_NODIRATIME},
+		{"relatime", MS_RELATIME}, {"sync", MS_SYNCHRONOUS}, {"dirsync", MS_DIRSYNC},
+		{"rw", 0}, {"defaults", 0},
+	};
+	unsigned long flags = 0;
+	char buf[256], *save = NULL;
+	size_t len = 0;
+	data[0] = '\0';
+	if (!opts)
+		return 0;
+	snprintf(buf, sizeof buf, "%s", opts);
+	for (char *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		size_t k;
+		for (k = 0; k < AI_ARRAY_SIZE(known); k++)
+			if (!strcmp(o, known[k].name))
+				break;
+		if (k < AI_ARRAY_SIZE(known)) {
+			flags |= known[k].flag;
+			continue;
+		}
+		int w = snprintf(data + len, n - len, "%s%s", len ? "," : "", o);
+		if (w > 0 && (size_t)w < n - len)
+			len += (size_t)w;
+	}
+	return flags;
+}
+
+static void apply_mount(const struct cfg_fsmount *m)
+{
+	char dev[280], data[256];
+	const char *type = m->type ? m->type : "ext4";
+	const char *label = !strncmp(m->what, "LABEL=", 6) ? m->what + 6 : NULL;
+	bool pseudo = m->what[0] != '/' && strchr(m->what, '=') == NULL;
+	uint64_t t0 = ai_now_ms();
+
+	if (pseudo) {
+		/* tmpfs, a bind source name...: mounted as given */
+		snprintf(dev, sizeof dev, "%s", m->what);
+	} else {
+		/* The disk driver probes on module load, but be patient with a
+		 * slow device: bounded, at boot only. */
+		while (!resolve_what(m->what, dev, sizeof dev)) {
+			if (ai_now_ms() - t0 > DEV_WAIT_MS) {
+				log_err("boot", m->where, "mount: %s: no such device; not mounted", m->what);
+				return;
+			}
+			nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000L}, NULL);
+		}
+		if (m->format_if_empty) {
+			int empty = device_empty(dev);
+			if (empty < 0) {
+				log_err("boot", m->where, "mount: %s: cannot read: %s; not mounted", dev,
+					strerror(errno));
+				return;
+			}
+			if (empty) {
+				log_info("boot", m->where, "%s is empty: making a %s file system", dev, type);
+				int r = format_device(dev, type, label);
+				if (r < 0) {
+					log_err("boot", m->where, "mkfs.%s %s: %s; not mounted", type, dev,
+						r == -ENOENT ? "mkfs not in the image" : strerror(-r));
+					return;
+				}
+			}
+		}
+	}
+	int r = mkdir_p(m->where, 0755);
+	if (r < 0) {
+		log_err("boot", m->where, "mkdir: %s; not mounted", strerror(-r));
+		return;
+	}
+	unsigned long flags = mount_options(m->options, data, sizeof data);
+	if (mount(dev, m->where, type, flags, data[0] ? data : NULL) < 0) {
+		log_err("boot", m->where, "mount %s (%s): %s", dev, type, strerror(errno));
+		return;
+	}
+	log_info("boot", m->where, "mounted %s (%s) in %llu ms", dev, type,
+		 (unsigned long long)(ai_now_ms() - t0));
+}
+
 void boot_apply(struct ai_state *st, const struct ai_config *cfg)
 {
 	(void)st;
@@ -366,9 +598,9 @@ void boot_apply(struct ai_state *st, const struct ai_config *cfg)
 		else
 			log_info("boot", "gpu", "%d NVIDIA device nodes ready", n);
 	}
-	if (cfg->app.nmounts > 0)
-		log_warn("boot", "appliance.mounts", "%d mounts configured; mounting them is not "
-			 "implemented yet, skipped", cfg->app.nmounts);
+	/* In order: a later mount may sit inside an earlier one. */
+	for (int i = 0; i < cfg->app.nmounts; i++)
+		apply_mount(&cfg->app.mounts[i]);
 }
 
 /* Reap whatever is left until none is, or the deadline passes. SIGCHLD is

@@ -224,6 +224,12 @@ static struct ct_node *parse_collection(struct builder *b, yaml_event_t *start, 
 					 "YAML merge keys (<<) are not supported; write the keys out");
 				return NULL;
 			}
+			/* the duplicate check below is quadratic: bound it */
+			if (count / 2 >= CT_MAX_MAP_KEYS) {
+				diag_add(b->d, DIAG_ERROR, item->pos, "limit",
+					 "more than %d keys in one mapping", CT_MAX_MAP_KEYS);
+				return NULL;
+			}
 			if (!b->o->allow_duplicate_keys)
 				for (size_t i = 0; i < count; i += 2)
 					if (strcmp(n->items[i]->value, item->value) == 0) {
@@ -372,50 +378,59 @@ out_fail:
 	return NULL;
 }
 
-struct ct_node *ct_parse_file(const char *path, const struct ct_opts *o,
-			      struct ai_arena *arena, struct diag_list *d)
+int ct_read_file(const char *path, char **out, size_t *len, struct diag_list *d)
 {
 	AI_AUTOCLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
 	char *buf;
 	size_t got = 0;
-	struct ct_node *root;
-	/* Diagnostics outlive the arena (a failed load frees it before they
-	 * are printed): name them by the caller's path, which lives longer. */
-	const char *name = path;
 
 	if (fd < 0 || fstat(fd, &sb) < 0) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
+		diag_add(d, DIAG_ERROR, (struct cfg_pos){path, 0, 0}, "io",
 			 "cannot read: %s", strerror(errno));
-		return NULL;
+		return -1;
 	}
 	if (!S_ISREG(sb.st_mode) || sb.st_size > (off_t)CT_MAX_FILE) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
+		diag_add(d, DIAG_ERROR, (struct cfg_pos){path, 0, 0}, "io",
 			 S_ISREG(sb.st_mode) ? "file larger than 16 MiB" : "not a regular file");
-		return NULL;
+		return -1;
 	}
 	buf = malloc((size_t)sb.st_size + 1);
 	if (!buf) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io", "out of memory");
-		return NULL;
+		diag_add(d, DIAG_ERROR, (struct cfg_pos){path, 0, 0}, "io", "out of memory");
+		return -1;
 	}
 	while (got < (size_t)sb.st_size) {
 		ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0) {
-			if (r < 0)
-				diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
-					 "cannot read: %s", strerror(errno));
-			break;
+		if (r < 0) {
+			diag_add(d, DIAG_ERROR, (struct cfg_pos){path, 0, 0}, "io",
+				 "cannot read: %s", strerror(errno));
+			free(buf);
+			return -1;
 		}
+		if (r == 0)
+			break; /* the file shrank: parse what is there */
 		got += (size_t)r;
 	}
-	if (got < (size_t)sb.st_size && d->errors) {
-		free(buf);
+	buf[got] = 0;
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+struct ct_node *ct_parse_file(const char *path, const struct ct_opts *o,
+			      struct ai_arena *arena, struct diag_list *d)
+{
+	char *buf;
+	size_t len;
+	struct ct_node *root;
+	/* Diagnostics outlive the arena (a failed load frees it before they
+	 * are printed): name them by the caller's path, which lives longer. */
+	if (ct_read_file(path, &buf, &len, d) < 0)
 		return NULL;
-	}
-	root = ct_parse_buf(name, buf, got, o, arena, d);
+	root = ct_parse_buf(path, buf, len, o, arena, d);
 	free(buf);
 	return root;
 }

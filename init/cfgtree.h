@@ -36,6 +36,9 @@ struct ct_opts {
  * CT_NULL node. */
 struct ct_node *ct_parse_file(const char *path, const struct ct_opts *o,
 			      struct ai_arena *arena, struct diag_list *d);
+/* The whole of a regular file (at most CT_MAX_FILE), NUL-terminated, in a
+ * malloc'd *out; an "io" diagnostic named by path and -1 on failure. */
+int ct_read_file(const char *path, char **out, size_t *len, struct diag_list *d);
 struct ct_node *ct_parse_buf(const char *name, const char *buf, size_t len,
 			     const struct ct_opts *o, struct ai_arena *arena,
 			     struct diag_list *d);
@@ -56,5 +59,6 @@ const char *ct_suggest(const char *word, const char *const *cands, size_t n);
 
 #define CT_MAX_DEPTH 64
 #define CT_MAX_FILE (16u << 20)
+#define CT_MAX_MAP_KEYS 10000
 
 #endif

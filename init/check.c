@@ -4,6 +4,7 @@
  * config or several of them: ports, cycles, volumes, users, health-port rules,
  * HOST:AGENT dependencies. Legacy files: legacy.c, with the helpers below. */
 #include "check.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -498,6 +499,7 @@ void chk_config_opts(const struct ai_config *c, const struct chk_opts *o, struct
 	check_volumes(c, d);
 	check_users(c, d);
 	check_health_rules(c, o, d);
+	sbx_check(c, d); /* sandbox_check.c: capabilities, seccomp profiles, bridge */
 	for (int g = 0; g < c->ngroups; g++)
 		check_remote_hosts(c, &c->groups[g].deps, d);
 	for (int i = 0; i < c->nagents; i++)

@@ -952,6 +952,13 @@ static void parse_root(struct loader *L, const struct ct_node *root)
 		return;
 	if (!is_map(L, groups, "groups"))
 		return;
+	/* Names are looked up by linear search (a config has tens of agents):
+	 * bound the count so that a hostile file cannot make that quadratic. */
+	if (groups->n > CFG_MAX_GROUPS || count_agents(groups) > CFG_MAX_AGENTS) {
+		err(L, groups, "limit", "more than %d groups or %d agents", CFG_MAX_GROUPS,
+		    CFG_MAX_AGENTS);
+		return;
+	}
 	c->groups = ai_arena_alloc(&c->arena, (groups->n + 1) * sizeof *c->groups);
 	c->agents = ai_arena_alloc(&c->arena, (count_agents(groups) + 1) * sizeof *c->agents);
 	if (!c->groups || !c->agents) {

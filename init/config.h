@@ -20,6 +20,8 @@
 #include "util.h"
 
 #define CFG_UNSET (-1)
+#define CFG_MAX_AGENTS 4096 /* per config; more is an error ("limit") */
+#define CFG_MAX_GROUPS 1024
 
 enum cfg_restart_policy { RP_UNSET = -1, RP_NO, RP_ON_FAILURE, RP_ALWAYS, RP_UNLESS_STOPPED };
 enum cfg_health_kind { HK_NONE, HK_TCP, HK_ZMQ, HK_EXEC, HK_NOTIFY };

@@ -70,18 +70,39 @@ static int pos_cmp(const struct cfg_pos *a, const struct cfg_pos *b)
 	return 0;
 }
 
+/* Stable merge sort: a hostile file can produce hundreds of thousands of
+ * diagnostics, where insertion sort would take minutes. Falls back to
+ * insertion sort (still stable) when the scratch array cannot be had. */
 void diag_sort(struct diag_list *d)
 {
-	/* insertion sort: stable, lists are short */
-	for (int i = 1; i < d->n; i++) {
-		struct diag t = d->v[i];
-		int j = i - 1;
-		while (j >= 0 && pos_cmp(&d->v[j].pos, &t.pos) > 0) {
-			d->v[j + 1] = d->v[j];
-			j--;
+	struct diag *tmp = d->n > 1 ? malloc((size_t)d->n * sizeof *tmp) : NULL;
+	if (!tmp) {
+		for (int i = 1; i < d->n; i++) {
+			struct diag t = d->v[i];
+			int j = i - 1;
+			while (j >= 0 && pos_cmp(&d->v[j].pos, &t.pos) > 0) {
+				d->v[j + 1] = d->v[j];
+				j--;
+			}
+			d->v[j + 1] = t;
 		}
-		d->v[j + 1] = t;
+		return;
 	}
+	for (int w = 1; w < d->n; w *= 2) {
+		for (int lo = 0; lo < d->n; lo += 2 * w) {
+			int mid = lo + w < d->n ? lo + w : d->n;
+			int hi = lo + 2 * w < d->n ? lo + 2 * w : d->n;
+			int i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				tmp[k++] = pos_cmp(&d->v[j].pos, &d->v[i].pos) < 0 ? d->v[j++] : d->v[i++];
+			while (i < mid)
+				tmp[k++] = d->v[i++];
+			while (j < hi)
+				tmp[k++] = d->v[j++];
+		}
+		memcpy(d->v, tmp, (size_t)d->n * sizeof *tmp);
+	}
+	free(tmp);
 }
 
 static void print_pos(FILE *f, const struct cfg_pos *p)

@@ -304,7 +304,7 @@ static void scan_libs(const struct gpu_paths *p, struct gpu_host *h)
 
 int gpu_discover(const struct gpu_paths *p, struct gpu_host *h, struct ai_err *e)
 {
-	char path[GPU_PATH + 16], text[8192];
+	char path[GPU_PATH + 16], text[16384]; /* /proc/devices: 1-3 KiB even on big machines */
 	int r;
 	memset(h, 0, sizeof *h);
 	snprintf(h->dev, sizeof h->dev, "%s", p->dev);

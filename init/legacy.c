@@ -6,16 +6,14 @@
 #include "legacy.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define LG_MAX_AGENTS 20000
 #define LG_MAX_DEPS 200000
+#define LG_MAX_MEMBERS 200000
 
 struct lg_set {
 	struct ai_arena a;
@@ -29,9 +27,7 @@ struct reader {
 	struct diag_list *d;
 	int agent_cap;
 	int ndeps_total;
-	/* open-addressing index of agent names -> index+1 */
-	int *idx;
-	size_t idx_cap;
+	size_t nmembers_total;
 	bool too_many;
 };
 
@@ -40,6 +36,8 @@ static const char *const agent_keys[] = {
 	"dependencies", "config",      "host",       "module",            "class",
 	"startup_priority", "description", "priority", "environment",     "command_args",
 };
+
+static void nx_free(struct lg_index *x);
 
 struct lg_set *lg_set_new(void)
 {
@@ -55,6 +53,7 @@ void lg_set_free(struct lg_set *s)
 		free(s->f[i].groups);
 		free(s->f[i].docker);
 		free(s->f[i].extra);
+		nx_free(&s->f[i].agent_ix);
 	}
 	free(s->f);
 	ai_arena_free(&s->a);
@@ -71,6 +70,8 @@ struct lg_file *lg_get(struct lg_set *s, int i)
 	return i >= 0 && i < s->n ? &s->f[i] : NULL;
 }
 
+static int nx_get(const struct lg_index *x, const char *name);
+
 bool lg_is_grouping(const struct lg_file *f)
 {
 	return f->kind == LG_GROUPING || f->kind == LG_GROUPS;
@@ -78,10 +79,7 @@ bool lg_is_grouping(const struct lg_file *f)
 
 int lg_find_agent(const struct lg_file *f, const char *name)
 {
-	for (int i = 0; i < f->nagents; i++)
-		if (f->agents[i].dup_of < 0 && !strcmp(f->agents[i].name, name))
-			return i;
-	return -1;
+	return nx_get(&f->agent_ix, name);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -94,41 +92,60 @@ static uint64_t hash(const char *s)
 	return h;
 }
 
-static int idx_find(struct reader *r, const char *name)
+static void nx_free(struct lg_index *x)
 {
-	if (!r->idx_cap)
+	free(x->key);
+	free(x->val);
+	memset(x, 0, sizeof *x);
+}
+
+static int nx_get(const struct lg_index *x, const char *name)
+{
+	if (!x->cap)
 		return -1;
-	for (size_t i = hash(name) & (r->idx_cap - 1);; i = (i + 1) & (r->idx_cap - 1)) {
-		int v = r->idx[i];
-		if (!v)
+	for (size_t i = hash(name) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
+		if (!x->key[i])
 			return -1;
-		if (!strcmp(r->f->agents[v - 1].name, name))
-			return v - 1;
+		if (!strcmp(x->key[i], name))
+			return x->val[i];
 	}
 }
 
-static int idx_put(struct reader *r, const char *name, int index)
+/* Add name unless present; 0, or -1 out of memory. */
+static int nx_put(struct lg_index *x, const char *name, int val)
 {
-	if ((size_t)(r->f->nagents + 1) * 2 > r->idx_cap) {
-		size_t nc = r->idx_cap ? r->idx_cap * 2 : 64;
+	if ((x->n + 1) * 2 > x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 64;
+		const char **k = calloc(nc, sizeof *k);
 		int *v = calloc(nc, sizeof *v);
-		if (!v)
+		if (!k || !v) {
+			free(k);
+			free(v);
 			return -1;
-		for (size_t i = 0; i < r->idx_cap; i++)
-			if (r->idx[i]) {
-				size_t j = hash(r->f->agents[r->idx[i] - 1].name) & (nc - 1);
-				while (v[j])
+		}
+		for (size_t i = 0; i < x->cap; i++)
+			if (x->key[i]) {
+				size_t j = hash(x->key[i]) & (nc - 1);
+				while (k[j])
 					j = (j + 1) & (nc - 1);
-				v[j] = r->idx[i];
+				k[j] = x->key[i];
+				v[j] = x->val[i];
 			}
-		free(r->idx);
-		r->idx = v;
-		r->idx_cap = nc;
+		free(x->key);
+		free(x->val);
+		x->key = k;
+		x->val = v;
+		x->cap = nc;
 	}
-	size_t j = hash(name) & (r->idx_cap - 1);
-	while (r->idx[j])
-		j = (j + 1) & (r->idx_cap - 1);
-	r->idx[j] = index + 1;
+	size_t j = hash(name) & (x->cap - 1);
+	while (x->key[j]) {
+		if (!strcmp(x->key[j], name))
+			return 0;
+		j = (j + 1) & (x->cap - 1);
+	}
+	x->key[j] = name;
+	x->val[j] = val;
+	x->n++;
 	return 0;
 }
 
@@ -243,7 +260,7 @@ static void read_agent(struct reader *r, const char *name, struct cfg_pos pos,
 	ag->group = group;
 	ag->node = m;
 	ag->required = -1;
-	ag->dup_of = idx_find(r, name);
+	ag->dup_of = nx_get(&f->agent_ix, name);
 	if (ag->dup_of >= 0) {
 		const struct lg_agent *o = &f->agents[ag->dup_of];
 		if (group >= 0)
@@ -340,7 +357,7 @@ static void read_agent(struct reader *r, const char *name, struct cfg_pos pos,
 			}
 		}
 	}
-	if (ag->dup_of < 0 && idx_put(r, name, f->nagents) < 0) {
+	if (ag->dup_of < 0 && nx_put(&f->agent_ix, name, f->nagents) < 0) {
 		r->d->oom = true;
 		return;
 	}
@@ -372,6 +389,12 @@ static void read_members(struct reader *r, struct lg_group *g, const struct ct_n
 			 "the agents of group %s must be a list", g->name);
 		return;
 	}
+	if (r->nmembers_total + seq->n > LG_MAX_MEMBERS) {
+		diag_add(r->d, DIAG_ERROR, seq->pos, "limit", "more than %d group members",
+			 LG_MAX_MEMBERS);
+		return;
+	}
+	r->nmembers_total += seq->n;
 	g->members = ai_arena_alloc(&r->s->a, (seq->n + 1) * sizeof *g->members);
 	if (!g->members) {
 		r->d->oom = true;
@@ -420,7 +443,7 @@ static void read_startup_mainpc(struct reader *r, const struct ct_node *groups)
 		return;
 	}
 	check_dup_keys(r, groups, "agent_groups");
-	for (size_t i = 0; i < groups->n; i++) {
+	for (size_t i = 0; i < groups->n && !r->too_many; i++) {
 		const struct ct_node *kn = ct_key(groups, i), *gv = ct_val(groups, i);
 		if (!strcmp(kn->value, "docker_groups") && gv->kind == CT_MAP) {
 			docker_at = kn->pos;
@@ -721,12 +744,12 @@ static bool read_registry(struct reader *r, const char *buf, size_t len)
 				 (int)(clen[col_health] < 15 ? clen[col_health] : 15), cell[col_health]);
 			if (!ai_parse_int(num, 1, 65535, &v))
 				ag->hp = (int)v;
-			ag->dup_of = idx_find(r, ag->name);
+			ag->dup_of = nx_get(&r->f->agent_ix, ag->name);
 			if (ag->dup_of >= 0) {
 				diag_add(r->d, DIAG_ERROR, ag->pos, "duplicate-agent",
 					 "agent %s is listed twice", ag->name);
 				diag_note(r->d, r->f->agents[ag->dup_of].pos, "first listed here");
-			} else if (idx_put(r, ag->name, r->f->nagents) < 0) {
+			} else if (nx_put(&r->f->agent_ix, ag->name, r->f->nagents) < 0) {
 				r->d->oom = true;
 				break;
 			}
@@ -842,45 +865,6 @@ static bool sniff_v1(const char *buf, size_t len)
 	return false;
 }
 
-static int read_file(const char *path, char **buf, size_t *len, struct diag_list *d,
-		     const char *name)
-{
-	AI_AUTOCLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat sb;
-	size_t got = 0;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io", "cannot read: %s",
-			 strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode) || sb.st_size > (off_t)CT_MAX_FILE) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
-			 S_ISREG(sb.st_mode) ? "file larger than 16 MiB" : "not a regular file");
-		return -1;
-	}
-	*buf = malloc((size_t)sb.st_size + 1);
-	if (!*buf) {
-		diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io", "out of memory");
-		return -1;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)sb.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			diag_add(d, DIAG_ERROR, (struct cfg_pos){name, 0, 0}, "io",
-				 "cannot read: %s", strerror(errno));
-			free(*buf);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	*len = got;
-	return 0;
-}
-
 int lg_add_buf(struct lg_set *s, const char *name, const char *buf, size_t len,
 	       struct diag_list *d)
 {
@@ -895,7 +879,7 @@ int lg_add_buf(struct lg_set *s, const char *name, const char *buf, size_t len,
 		if (read_registry(&r, buf, len))
 			goto keep;
 		free(f.agents);
-		free(r.idx);
+		nx_free(&f.agent_ix);
 		memset(&f, 0, sizeof f);
 		r = (struct reader){.s = s, .f = &f, .d = d};
 	}
@@ -925,7 +909,6 @@ int lg_add_buf(struct lg_set *s, const char *name, const char *buf, size_t len,
 	if (f.kind == LG_STARTUP)
 		scan_flow_style(name, buf, len, d);
 keep:
-	free(r.idx);
 	if (s->n == s->cap) {
 		int nc = s->cap ? s->cap * 2 : 8;
 		struct lg_file *v = realloc(s->f, (size_t)nc * sizeof *v);
@@ -935,6 +918,7 @@ keep:
 			free(f.groups);
 			free(f.docker);
 			free(f.extra);
+			nx_free(&f.agent_ix);
 			return LG_ERROR;
 		}
 		s->f = v;
@@ -954,7 +938,7 @@ int lg_add_file(struct lg_set *s, const char *path, struct diag_list *d)
 		d->oom = true;
 		return LG_ERROR;
 	}
-	if (read_file(path, &buf, &len, d, name) < 0)
+	if (ct_read_file(name, &buf, &len, d) < 0)
 		return LG_ERROR;
 	k = lg_add_buf(s, name, buf, len, d);
 	free(buf);
@@ -990,10 +974,13 @@ struct lg_file *lg_startup_for(struct lg_set *s, const struct lg_file *g)
 	return nstart == 1 ? only : NULL;
 }
 
+/* "did you mean": for files of a realistic size only (it is quadratic) */
 static const char *suggest_agent(const struct lg_file *f, const char *name)
 {
 	const char *best = NULL;
 	int bd = 4;
+	if (f->nagents > 1000)
+		return NULL;
 	for (int i = 0; i < f->nagents; i++) {
 		int dd = ct_edit_distance(name, f->agents[i].name);
 		if (dd < bd)
@@ -1102,30 +1089,62 @@ static void check_members(const struct lg_file *g, const struct lg_group *gv, in
 		}
 }
 
-static void check_dup_members(const struct lg_group *gv, int ng, struct diag_list *d)
+/* Index of the members of groups: name -> group*LG_MAX_MEMBERS-free id of
+ * its first listing (group index in *gi, member index in *ki). */
+struct members {
+	struct lg_index ix;
+	int *gi, *ki;
+};
+
+static int members_index(struct members *m, const struct lg_group *gv, int ng,
+			 struct diag_list *d)
 {
+	int total = 0, id = 0;
+	memset(m, 0, sizeof *m);
 	for (int i = 0; i < ng; i++)
-		for (int k = 0; k < gv[i].nmembers; k++)
-			for (int j = 0; j <= i; j++)
-				for (int l = 0; l < (j == i ? k : gv[j].nmembers); l++)
-					if (!strcmp(gv[i].members[k].name, gv[j].members[l].name)) {
-						diag_add(d, DIAG_ERROR, gv[i].members[k].pos,
-							 "duplicate-member",
-							 "%s is listed in group %s and again in %s",
-							 gv[i].members[k].name, gv[j].name, gv[i].name);
-						diag_note(d, gv[j].members[l].pos, "listed here first");
-						goto next;
-					}
-next:;
+		total += gv[i].nmembers;
+	m->gi = malloc(((size_t)total + 1) * sizeof *m->gi);
+	m->ki = malloc(((size_t)total + 1) * sizeof *m->ki);
+	if (!m->gi || !m->ki)
+		goto oom;
+	for (int i = 0; i < ng; i++)
+		for (int k = 0; k < gv[i].nmembers; k++) {
+			if (nx_get(&m->ix, gv[i].members[k].name) >= 0)
+				continue;
+			m->gi[id] = i;
+			m->ki[id] = k;
+			if (nx_put(&m->ix, gv[i].members[k].name, id++) < 0)
+				goto oom;
+		}
+	return 0;
+oom:
+	d->oom = true;
+	return -1;
 }
 
-static int group_of(const struct lg_file *g, const char *agent)
+static void members_free(struct members *m)
 {
-	for (int i = 0; i < g->ngroups; i++)
-		for (int k = 0; k < g->groups[i].nmembers; k++)
-			if (!strcmp(g->groups[i].members[k].name, agent))
-				return i;
-	return -1;
+	nx_free(&m->ix);
+	free(m->gi);
+	free(m->ki);
+}
+
+static void check_dup_members(const struct lg_group *gv, int ng, struct diag_list *d)
+{
+	struct members m;
+	if (members_index(&m, gv, ng, d) == 0)
+		for (int i = 0; i < ng; i++)
+			for (int k = 0; k < gv[i].nmembers; k++) {
+				int id = nx_get(&m.ix, gv[i].members[k].name);
+				int j = m.gi[id], l = m.ki[id];
+				if (j == i && l == k)
+					continue;
+				diag_add(d, DIAG_ERROR, gv[i].members[k].pos, "duplicate-member",
+					 "%s is listed in group %s and again in %s",
+					 gv[i].members[k].name, gv[j].name, gv[i].name);
+				diag_note(d, gv[j].members[l].pos, "listed here first");
+			}
+	members_free(&m);
 }
 
 static int find_group(const struct lg_file *f, const char *name)
@@ -1141,12 +1160,15 @@ static void check_grouping(const struct lg_file *g, const struct lg_file *s, str
 	check_members(g, g->groups, g->ngroups, s, d);
 	if (g->kind == LG_GROUPS)
 		check_dup_members(g->groups, g->ngroups, d);
-	for (int i = 0; i < s->nagents; i++) {
-		const struct lg_agent *a = &s->agents[i];
-		if (a->dup_of < 0 && group_of(g, a->name) < 0)
-			diag_add(d, DIAG_WARNING, a->pos, "ungrouped-agent",
-				 "%s is in no group of %s", a->name, base(g->path));
-	}
+	struct members mi;
+	if (members_index(&mi, g->groups, g->ngroups, d) == 0)
+		for (int i = 0; i < s->nagents; i++) {
+			const struct lg_agent *a = &s->agents[i];
+			if (a->dup_of < 0 && nx_get(&mi.ix, a->name) < 0)
+				diag_add(d, DIAG_WARNING, a->pos, "ungrouped-agent",
+					 "%s is in no group of %s", a->name, base(g->path));
+		}
+	members_free(&mi);
 	/* Groups by name, when the startup file has real groups (MainPC form). */
 	if (ct_get(s->root, "agent_groups")) {
 		for (int i = 0; i < g->ngroups; i++) {
@@ -1292,19 +1314,28 @@ static void check_registry(const struct lg_file *f, const struct lg_file *st,
 				 "%s (port %d) has no entry in %s", y->name, y->port, base(f->path));
 	}
 	/* the same port under another name in the registry */
+	int *by_port = malloc(65536 * sizeof *by_port);
+	if (!by_port) {
+		d->oom = true;
+		return;
+	}
+	for (int p = 0; p < 65536; p++)
+		by_port[p] = -1;
+	for (int k = st->nagents; k-- > 0;)
+		if (st->agents[k].dup_of < 0 && st->agents[k].port)
+			by_port[st->agents[k].port] = k;
 	for (int i = 0; i < f->nagents; i++) {
 		const struct lg_agent *x = &f->agents[i];
-		for (int k = 0; k < st->nagents && x->port; k++) {
-			const struct lg_agent *y = &st->agents[k];
-			if (y->dup_of >= 0 || y->port != x->port || !strcmp(x->name, y->name))
-				continue;
-			diag_add(d, DIAG_ERROR, x->port_pos, "registry-mismatch",
-				 "port %d is %s's here but %s's in %s", x->port, x->name, y->name,
-				 base(st->path));
-			diag_note(d, y->port_pos, "port of %s in %s", y->name, base(st->path));
-			break;
-		}
+		int k = x->port ? by_port[x->port] : -1;
+		if (k < 0 || !strcmp(x->name, st->agents[k].name))
+			continue;
+		const struct lg_agent *y = &st->agents[k];
+		diag_add(d, DIAG_ERROR, x->port_pos, "registry-mismatch",
+			 "port %d is %s's here but %s's in %s", x->port, x->name, y->name,
+			 base(st->path));
+		diag_note(d, y->port_pos, "port of %s in %s", y->name, base(st->path));
 	}
+	free(by_port);
 }
 
 void lg_check(struct lg_set *s, const struct chk_opts *o, struct diag_list *d)

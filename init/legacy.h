@@ -51,6 +51,13 @@ struct lg_group {
 	bool misplaced;          /* a docker group indented under agent_groups */
 };
 
+/* name -> int, open addressing; keys are not copied */
+struct lg_index {
+	const char **key;
+	int *val;
+	size_t cap, n;
+};
+
 struct lg_file {
 	const char *path;
 	int kind;                /* enum lg_kind */
@@ -67,6 +74,7 @@ struct lg_file {
 	const struct ct_node *health; /* global health_checks mapping */
 	int range_lo[2], range_hi[2]; /* pc2_network agent/health port ranges, 0 = none */
 	struct cfg_pos range_pos[2];
+	struct lg_index agent_ix;     /* first definitions only */
 };
 
 struct lg_set;

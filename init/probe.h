@@ -58,7 +58,7 @@ struct probe_stat {
 	uint64_t last_us;         /* latency of the last check */
 	uint64_t sum_us;          /* sum over all checks, for an average */
 	char last[PROBE_TEXT];    /* reply, output or reason */
-	char status[PROBE_TEXT];  /* notify: last STATUS= */
+	char status[96];          /* notify: last STATUS= */
 };
 
 int probe_init(struct ai_state *st, struct ai_err *e);

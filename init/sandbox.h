@@ -131,6 +131,19 @@ struct sbx_sup {
 	char sdir[PATH_MAX];
 	const char *state_dir;
 	unsigned long seq;          /* unique runc container ids */
+	struct sbx_ids *ids;        /* per agent: users resolved when its group is
+	                               prepared, so a (re)start allocates nothing */
+	int nagents;
+};
+
+struct sbx_ids {
+	pid_t holder;               /* resolved for this holder; 0 = not yet */
+	int rc;                     /* 0, or the lookup's error (err) */
+	struct ai_err err;
+	uid_t uid;
+	gid_t gid, groups[SBX_MAX_GROUPS_PER_USER];
+	int ngroups;
+	bool bundle;                /* runtime: runc: STATE/oci/AGENT written */
 };
 
 /* What the agent child needs, kept by the caller across spawn_start(). */
@@ -171,6 +184,11 @@ uint64_t sbx_sup_orphans(struct sbx_sup *x);
 int sbx_child_setup(void *c, struct ai_err *e);
 int sbx_pidns_enter(const struct sbx_group *s, struct ai_err *e);
 void sbx_pidns_leave(const struct sbx_group *s);
+
+/* `ainit check`: capability names, seccomp profiles (their own file:line
+ * errors), bridge networking without a bridge (sandbox_check.c). */
+struct diag_list;
+void sbx_check(const struct ai_config *c, struct diag_list *d);
 
 /* `ainit sandbox --config FILE GROUP -- CMD [ARGS...]` */
 int cmd_sandbox(int argc, char **argv);

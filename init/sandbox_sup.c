@@ -42,8 +42,12 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 	x->dirs[0] = x->sdir;
 	x->dirs[1] = "/etc/ainit/seccomp";
 	x->dirs[2] = NULL;
+	x->nagents = cfg->nagents;
+	x->ids = calloc((size_t)(cfg->nagents ? cfg->nagents : 1), sizeof *x->ids);
 	x->cg = calloc(1, sizeof *x->cg);
-	if (!x->cg) {
+	if (!x->cg || !x->ids) {
+		free(x->cg);
+		free(x->ids);
 		free(x->groups);
 		return ai_fail(e, "sandbox", "calloc", ENOMEM, "cgroup base");
 	}
@@ -71,6 +75,8 @@ void sbx_sup_fini(struct sbx_sup *x)
 	free(x->groups);
 	x->groups = NULL;
 	x->ngroups = 0;
+	free(x->ids);
+	x->ids = NULL;
 	if (x->cg) {
 		cg_close_base(x->cg);
 		free(x->cg);
@@ -96,9 +102,13 @@ static int runc_req(struct sbx_sup *x, const struct ai_config *cfg, int ai, stru
 	struct oci_opts oo = {.root = x->o.root, .state_dir = x->state_dir,
 			      .seccomp_dirs = x->dirs, .argv = (char *const *)a->command.v,
 			      .envp = req->envp, .user = a->user};
-	int r = oci_export(cfg, a->group, &oo, c->bundle, e);
-	if (r < 0)
-		return r;
+	/* Written once: the bundle does not change between restarts. */
+	if (!x->ids[ai].bundle) {
+		int r = oci_export(cfg, a->group, &oo, c->bundle, e);
+		if (r < 0)
+			return r;
+		x->ids[ai].bundle = true;
+	}
 	snprintf(c->id, sizeof c->id, "ainit-%s-%d-%lu", a->name, (int)getpid(), ++x->seq);
 	c->argv[0] = (char *)"runc";
 	c->argv[1] = (char *)"run";
@@ -138,12 +148,29 @@ static void gpu_env(const struct sbx_group *s, struct sbx_child *c, struct spawn
 	req->envp = c->envp;
 }
 
+/* Every agent of group S: its ids from the group root's files, once per
+ * holder (the files are read here, at prepare time, not at each start). */
+static void resolve_group(struct sbx_sup *x, const struct ai_config *cfg, struct sbx_group *s)
+{
+	const struct cfg_group *g = &cfg->groups[s->gi];
+	char home[PATH_MAX];
+	for (int k = g->first_agent; k < g->first_agent + g->nagents && k < x->nagents; k++) {
+		struct sbx_ids *d = &x->ids[k];
+		bool bundle = d->bundle;
+		memset(d, 0, sizeof *d);
+		d->bundle = bundle;
+		d->holder = s->holder;
+		d->ngroups = SBX_MAX_GROUPS_PER_USER;
+		d->rc = sbx_resolve_user(s, cfg->agents[k].name, cfg->agents[k].user, &d->uid, &d->gid,
+					 d->groups, &d->ngroups, home, sizeof home, &d->err);
+	}
+}
+
 int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
 		      struct sbx_child *c, struct spawn_req *req, struct ai_err *e)
 {
 	const struct cfg_agent *a = &cfg->agents[ai];
 	struct sbx_group *s = &x->groups[a->group];
-	char home[PATH_MAX];
 	int r;
 
 	memset(c, 0, sizeof *c);
@@ -158,11 +185,18 @@ int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
 		return r;
 	c->s = s;
 	c->agent = a->name;
-	c->ngroups = SBX_MAX_GROUPS_PER_USER;
-	/* The same lookup `ainit sandbox` makes (sandbox.c). */
-	if ((r = sbx_resolve_user(s, a->name, a->user, &c->uid, &c->gid, c->groups, &c->ngroups,
-				  home, sizeof home, e)) < 0)
-		return r;
+	/* The same lookup `ainit sandbox` makes (sandbox.c), done at prepare. */
+	if (x->ids[ai].holder != s->holder)
+		resolve_group(x, cfg, s);
+	const struct sbx_ids *d = &x->ids[ai];
+	if (d->rc < 0) {
+		*e = d->err;
+		return d->rc;
+	}
+	c->uid = d->uid;
+	c->gid = d->gid;
+	c->ngroups = d->ngroups;
+	memcpy(c->groups, d->groups, sizeof c->groups);
 	req->sandbox = s;
 	req->cgroup_fd = s->cgfd;
 	req->child_setup = sbx_child_setup;

@@ -9,7 +9,8 @@ FUZZ_DIR        := $(BUILD)/fuzz
 # every module but main.c: what the checker reaches changes as modules grow
 FUZZ_SRCS       := $(filter-out init/main.c,$(SRCS))
 FUZZ_SEEDS      := $(wildcard configs/*.yaml configs/import/*.yaml tests/fuzz-seeds/*) \
-                   $(wildcard ../shared/fixtures/seed-era/*/*.yaml ../shared/fixtures/seed-era/compose/*/*.yml)
+                   $(wildcard ../shared/fixtures/seed-era/*/*.yaml ../shared/fixtures/seed-era/*/*.md \
+                     ../shared/fixtures/seed-era/compose/*/*.yml)
 FUZZ_FLAGS      := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                    -fno-omit-frame-pointer -g -O1
 

@@ -224,3 +224,102 @@ def test_full_mainpc_with_stubs_all_healthy_in_order(tmp_path):
                 proc.kill()
                 proc.wait()
             log.close()
+
+
+def sh(*args):
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+def test_pc2_waits_for_mainpc_two_supervisors(tmp_path):
+    """configs/mainpc.yaml and configs/pc2.yaml (stub agents, real redis and
+    nats) under two ainits on this host, each machine in a network
+    namespace of its own joined by a veth pair: PC-2 waits for
+    mainpc:ServiceRegistry and starts once MainPC's ainit says it is healthy."""
+    why = netns_ok()
+    if why:
+        pytest.skip(why)
+    for prog in ("redis-server", "nats-server"):
+        if not shutil.which(prog):
+            pytest.skip(f"{prog} not installed (mk/deps.sh)")
+    tag = f"ainit-t{os.getpid() % 100000}"
+    ns_m, ns_p = f"{tag}-m", f"{tag}-p"
+    net = 10 + os.getpid() % 200
+    r = sh("ip", "netns", "add", ns_m)
+    if r.returncode:
+        pytest.skip("ip netns add: " + r.stderr.strip())
+    procs, logs = [], []
+    try:
+        for cmd in (["ip", "netns", "add", ns_p],
+                    ["ip", "link", "add", f"{tag}a", "netns", ns_m, "type", "veth", "peer", "name",
+                     f"{tag}b", "netns", ns_p],
+                    ["ip", "-n", ns_m, "addr", "add", f"10.231.{net}.1/24", "dev", f"{tag}a"],
+                    ["ip", "-n", ns_p, "addr", "add", f"10.231.{net}.2/24", "dev", f"{tag}b"]):
+            r = sh(*cmd)
+            assert r.returncode == 0, (cmd, r.stderr)
+        for ns, dev in ((ns_m, f"{tag}a"), (ns_p, f"{tag}b")):
+            for d in ("lo", dev):
+                assert sh("ip", "-n", ns, "link", "set", d, "up").returncode == 0
+
+        def start(name, ns, config, extra):
+            ov = tmp_path / f"stub-{name}.yaml"
+            with open(ov, "w") as f:
+                subprocess.run(["/usr/bin/python3", str(ROOT / "configs" / "stub-override.py"), str(config),
+                                "--agents", str(BUILD / "agents"), "--host",
+                                "--data-dir", str(tmp_path / f"{name}-data"), *extra],
+                               stdout=f, check=True)
+            state = tmp_path / f"{name}-state"
+            log = open(tmp_path / f"{name}.log", "wb")
+            logs.append(log)
+            p = subprocess.Popen(["ip", "netns", "exec", ns, AINIT, "run", "--config", str(config),
+                                  "--config", str(ov), "--state-dir", str(state)],
+                                 stdout=log, stderr=subprocess.STDOUT)
+            procs.append(p)
+            sock = state / "ctl.sock"
+            wait_for(lambda: sock.exists() or p.poll() is not None, what=f"{name} ctl socket")
+            assert p.poll() is None, (tmp_path / f"{name}.log").read_text()
+            return sock
+
+        def status(sock):
+            import json
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(sock))
+                s.sendall(b'{"cmd":"status"}\n')
+                buf = b""
+                while not buf.endswith(b"\n"):
+                    c = s.recv(1 << 20)
+                    if not c:
+                        break
+                    buf += c
+            return {a["name"]: a for a in json.loads(buf)["agents"]}
+
+        # PC-2 first: MainPC is not there, its groups wait and say why
+        pc2 = start("pc2", ns_p, ROOT / "configs" / "pc2.yaml", ["--hosts", f"mainpc=10.231.{net}.1"])
+        st = wait_for(lambda: (s := status(pc2)) and s["redis"]["state"] == "healthy"
+                      and s["MemoryOrchestratorService"].get("waiting_reason") and s,
+                      timeout=30, what="PC-2 waiting for MainPC")
+        w = st["MemoryOrchestratorService"]
+        assert w["state"] == "waiting" and w["waiting_for"] == "mainpc:ServiceRegistry"
+        assert f"10.231.{net}.1:9400" in w["waiting_reason"], w
+        assert all(a["pid"] == 0 for a in st.values() if a["group"] != "infra")
+        # MainPC comes up; then PC-2 follows by itself
+        mainpc = start("mainpc", ns_m, ROOT / "configs" / "mainpc.yaml", [])
+        wait_for(lambda: all(a["state"] == "healthy" for a in status(mainpc).values()),
+                 timeout=60, what="MainPC all healthy")
+        st = wait_for(lambda: (s := status(pc2)) and all(a["state"] == "healthy" for a in s.values()) and s,
+                      timeout=60, what="PC-2 all healthy")
+        assert len(st) >= 20
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+        sh("ip", "netns", "del", ns_m)
+        sh("ip", "netns", "del", ns_p)

@@ -283,3 +283,78 @@ groups:
     a.wait_state("n", "healthy", timeout=15)
     assert health(a, "n")["probe"]["status_text"] == "warming up"
     assert a.stop() == 0
+
+
+def test_agent_environment(ainit_run, tmp_path):
+    p, h = free_port(), free_port()
+    a = ainit_run(f"""
+version: 1
+defaults: {{user: root, environment: {{LOG_LEVEL: INFO}}}}
+groups:
+  grp:
+    agents:
+      envy: {{command: [sh, -c, "env > {tmp_path}/env; exec sleep 300"], port: {p}, health_port: {h},
+             health: {{notify: true, timeout: 2s}}, restart: {{policy: no}}, on_unhealthy: ignore}}
+""")
+    wait_for(lambda: (tmp_path / "env").exists() and "NOTIFY_SOCKET" in (tmp_path / "env").read_text(),
+             what="env written")
+    env = dict(l.split("=", 1) for l in (tmp_path / "env").read_text().splitlines() if "=" in l)
+    assert env["AINIT_AGENT"] == "envy" and env["AINIT_GROUP"] == "grp"
+    assert env["AGENT_PORT"] == str(p) and env["HEALTH_CHECK_PORT"] == str(h)
+    assert env["ZMQ_BIND_IP"] == "0.0.0.0" and env["LOG_LEVEL"] == "INFO"
+    assert env["NOTIFY_SOCKET"].endswith("/notify/0.sock") and os.path.exists(env["NOTIFY_SOCKET"])
+    assert a.stop() == 0
+
+
+def test_stub_ignoring_sigterm_and_orphans(ainit_run):
+    p, h = free_port(), free_port()
+    a = ainit_run(f"""
+version: 1
+defaults: {{user: root}}
+groups:
+  g:
+    agents:
+      stubborn: {{command: [{STUB}, --ignore-sigterm, --orphan], port: {p}, health_port: {h},
+                 health: {{zmq: {h}}}, stop: {{timeout: 500ms}}}}
+""")
+    s = a.wait_state("stubborn", "healthy")
+    wait_for(lambda: "that will be orphaned" in a.ctl("logs", "stubborn").stdout, what="orphan forked")
+    orphan = int(a.ctl("logs", "stubborn").stdout.split("forked child ")[1].split()[0])
+    assert a.ctl("stop", "stubborn").returncode == 0
+    s = a.wait_state("stubborn", "exited", timeout=10)
+    assert "did not stop within 500ms of SIGTERM; killed" in s["reason"]
+    assert "ignoring SIGTERM" in a.ctl("logs", "stubborn").stdout
+    # its forked child went with its process group
+    wait_for(lambda: not os.path.exists(f"/proc/{orphan}") or
+             open(f"/proc/{orphan}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+             timeout=5, what="the orphan is gone")
+    assert a.stop() == 0
+
+
+def test_metrics_group_figures_from_cgroup(ainit_run):
+    mp = free_port()
+    a = ainit_run(f"""
+version: 1
+appliance: {{metrics: {{listen: "127.0.0.1:{mp}"}}}}
+groups:
+  busy:
+    user: root
+    agents:
+      spin: {{command: [sh, -c, "while :; do :; done"]}}
+""", extra_args=("--sandbox",))
+    a.wait_state("spin", "healthy", "failed")
+    if a.agent("spin")["state"] != "healthy":
+        pytest.skip("sandbox unavailable here: " + (a.agent("spin").get("reason") or ""))
+    import re
+    import time
+    time.sleep(0.5)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{mp}/metrics", timeout=5).read().decode()
+    m = re.search(r'ainit_group_cpu_seconds_total\{group="busy"\} ([0-9.e+-]+)', text)
+    if not m:
+        pytest.skip("no cgroup v2 for the group here (cpu.stat missing)")
+    assert float(m.group(1)) > 0.1
+    # memory and pids appear only where those controllers are enabled
+    for ctl, metric in (("memory", "ainit_group_memory_bytes"), ("pids", "ainit_group_pids")):
+        if f'{metric}{{group="busy"}}' in text:
+            assert re.search(metric + r'\{group="busy"\} [1-9]', text)
+    assert a.stop() == 0

@@ -340,3 +340,19 @@ def test_export_oci(tmp_path):
     assert c["process"]["capabilities"]["bounding"] == []
     assert {n["type"] for n in c["linux"]["namespaces"]} == {"pid", "ipc", "uts", "mount",
                                                                "cgroup", "network"}
+
+
+def test_check_reports_sandbox_mistakes_with_positions(tmp_path):
+    sdir = tmp_path / "seccomp"
+    sdir.mkdir()
+    (sdir / "broken.policy").write_text("read\nwrite\nbogus_call\n")
+    cfg = config(tmp_path, group("g", "g1", "    user: root\n"
+                                 "    capabilities: [CAP_NET_BIND_SERVICE, CAP_FLY]\n"
+                                 "    seccomp: broken\n") +
+                 group("h", "h1", "    user: root\n    network: bridge\n"))
+    r = subprocess.run([AINIT, "check", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    assert re.search(r"appliance\.yaml:\d+:\d+: error: group g: unknown capability \"CAP_FLY\"",
+                     r.stderr), r.stderr
+    assert re.search(r"broken\.policy:3: unknown system call \"bogus_call\"", r.stderr), r.stderr
+    assert "group h: network: bridge needs appliance.network.bridge" in r.stderr

@@ -168,3 +168,34 @@ def test_broken_config_degraded_but_answers(tmp_path, kind, machine, final):
         assert ours and ours[-1] == f"ainit: {final}", ours
     finally:
         g.kill()
+
+
+ORPHANER = """\
+version: 1
+defaults: {user: root}
+groups:
+  g:
+    agents:
+      orphaner:
+        # leaves an orphan every 0.3 s: a "sleep" whose parent subshell is gone
+        command: [sh, -c, "while :; do (sleep 0.1 &); sleep 0.3; done"]
+"""
+
+
+def test_pid1_reaps_orphans(tmp_path):
+    # Without sandboxes (ainit.sandbox=0 on the kernel command line) an
+    # agent's orphans are re-parented to PID 1 itself, which must reap them
+    # (in a sandbox the group's holder reaps them inside its pid namespace).
+    cfg = tmp_path / "orphans.yaml"
+    cfg.write_text(ORPHANER)
+    img = build_image(str(cfg), str(tmp_path / "img"))
+    g = Guest(img, tmp_path, extra=("--append", "ainit.sandbox=0"))
+    try:
+        doc = g.wait_status(lambda d: d.get("orphans_reaped", 0) >= 3,
+                            "PID 1 to reap the orphans", timeout=90)
+        assert doc["pid1"] is True, doc
+        assert by_name(doc)["orphaner"]["restarts"] == 0, doc
+        assert g.ctl("poweroff", timeout=30).returncode == 0
+        assert g.wait_exit(60) == 0, g.console_text()
+    finally:
+        g.kill()

@@ -24,14 +24,33 @@ static char *write_tmp(const char *text, char *path)
 	return path;
 }
 
-/* Load one v1 config from text and run the whole-config rules. */
-static struct ai_config *load(const char *text, struct diag_list *d, char *path)
+/* One v1 config loaded from text with the whole-config rules run. */
+struct fx {
+	char path[64];
+	struct diag_list d;
+	struct ai_config *c;
+};
+
+static struct ai_config *load_into(struct fx *x, struct diag_list *d, const char *text)
 {
-	const char *f = write_tmp(text, path);
-	struct ai_config *c = cfg_load(&f, 1, d);
-	if (c)
-		chk_config(c, d);
-	return c;
+	const char *f = write_tmp(text, x->path);
+	x->c = cfg_load(&f, 1, d);
+	if (x->c)
+		chk_config(x->c, d);
+	return x->c;
+}
+
+static struct ai_config *load(struct fx *x, const char *text)
+{
+	memset(&x->d, 0, sizeof x->d);
+	return load_into(x, &x->d, text);
+}
+
+static void done(struct fx *x)
+{
+	cfg_free(x->c);
+	diag_free(&x->d);
+	unlink(x->path);
 }
 
 static const struct diag *find(const struct diag_list *d, const char *rule, unsigned line,
@@ -59,175 +78,143 @@ static int count(const struct diag_list *d, const char *rule)
 static void test_port_collision(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load(HEAD "groups:\n"
+	struct fx t;
+	assert_non_null(load(&t, HEAD "groups:\n"
 				       "  g:\n"
 				       "    agents:\n"
 				       "      A: {command: [a], port: 7220, health_port: 8220}\n"
-				       "      B: {command: [b], port: 7220, health_port: 8230}\n",
-				   &d, p);
-	assert_non_null(c);
-	const struct diag *x = find(&d, "port-collision", 7, 31);
+				       "      B: {command: [b], port: 7220, health_port: 8230}\n"));
+	const struct diag *x = find(&t.d, "port-collision", 7, 31);
 	assert_int_equal(x->sev, DIAG_ERROR);
 	assert_int_equal(x->note_pos.line, 6); /* the other end */
 	assert_int_equal(x->note_pos.col, 31);
 	assert_non_null(strstr(x->msg, "port 7220 of B is already the port of A"));
-	assert_int_equal(d.errors, 1);
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+	assert_int_equal(t.d.errors, 1);
+	done(&t);
 }
 
 static void test_health_port_collides_with_port(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load(HEAD "appliance: {hostname: h, metrics: {listen: \"0.0.0.0:9000\"}}\n"
+	struct fx t;
+	assert_non_null(load(&t, HEAD "appliance: {hostname: h, metrics: {listen: \"0.0.0.0:9000\"}}\n"
 				       "groups:\n"
 				       "  g:\n"
 				       "    agents:\n"
 				       "      A: {command: [a], port: 7211, health_port: 8211}\n"
 				       "      B: {command: [b], port: 7210, health_port: 7211}\n"
-				       "      C: {command: [c], port: 9000, health_port: 10000}\n",
-				   &d, p);
-	find(&d, "port-collision", 8, 50);
-	const struct diag *x = find(&d, "port-collision", 9, 31); /* vs metrics.listen (l.3) */
+				       "      C: {command: [c], port: 9000, health_port: 10000}\n"));
+	find(&t.d, "port-collision", 8, 50);
+	const struct diag *x = find(&t.d, "port-collision", 9, 31); /* vs metrics.listen (l.3) */
 	assert_int_equal(x->note_pos.line, 3);
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+	done(&t);
 }
 
 static void test_cycle(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load(HEAD "groups:\n"
+	struct fx t;
+	assert_non_null(load(&t, HEAD "groups:\n"
 				       "  g:\n"
 				       "    agents:\n"
 				       "      TTS: {command: [a], depends_on: [SIH]}\n"
 				       "      SIH: {command: [a], depends_on: [STA]}\n"
 				       "      STA: {command: [a], depends_on: [TTS, X]}\n"
-				       "      X: {command: [a]}\n",
-				   &d, p);
-	const struct diag *x = find(&d, "dependency-cycle", 6, 40);
+				       "      X: {command: [a]}\n"));
+	const struct diag *x = find(&t.d, "dependency-cycle", 6, 40);
 	assert_non_null(strstr(x->msg, "TTS -> SIH (line 6) -> STA (line 7) -> TTS (line 8)"));
 	assert_int_equal(x->note_pos.line, 8);
-	assert_int_equal(count(&d, "dependency-cycle"), 1);
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+	assert_int_equal(count(&t.d, "dependency-cycle"), 1);
+	done(&t);
 }
 
 static void test_cycle_through_groups(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load(HEAD "groups:\n"
+	struct fx t;
+	assert_non_null(load(&t, HEAD "groups:\n"
 				       "  a:\n"
 				       "    depends_on: [b]\n"
 				       "    agents: {A: {command: [a]}}\n"
 				       "  b:\n"
-				       "    agents: {B: {command: [b], depends_on: [a]}}\n",
-				   &d, p);
-	const struct diag *x = find(&d, "dependency-cycle", 5, 18);
+				       "    agents: {B: {command: [b], depends_on: [a]}}\n"));
+	const struct diag *x = find(&t.d, "dependency-cycle", 5, 18);
 	assert_non_null(strstr(x->msg, "A -> B (line 5) -> A (line 8)"));
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+	done(&t);
 }
 
 static void test_undeclared_volume(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load(HEAD "volumes: {logs: {}}\n"
+	struct fx t;
+	assert_non_null(load(&t, HEAD "volumes: {logs: {}}\n"
 				       "groups:\n"
 				       "  g:\n"
 				       "    volumes: [logs:/l, logz:/x, /host/dir:/y:ro]\n"
-				       "    agents: {A: {command: [a]}}\n",
-				   &d, p);
-	const struct diag *x = find(&d, "undeclared-volume", 6, 24);
+				       "    agents: {A: {command: [a]}}\n"));
+	const struct diag *x = find(&t.d, "undeclared-volume", 6, 24);
 	assert_non_null(strstr(x->msg, "did you mean \"logs\""));
-	assert_int_equal(count(&d, "undeclared-volume"), 1); /* bind mounts need no declaration */
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+	assert_int_equal(count(&t.d, "undeclared-volume"), 1); /* bind mounts need no declaration */
+	done(&t);
 }
 
 static void test_implicit_root(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load("version: 1\n"
+	struct fx t;
+	assert_non_null(load(&t, "version: 1\n"
 				   "groups:\n"
 				   "  g:\n"
 				   "    agents:\n"
 				   "      A: {command: [a]}\n"
 				   "      B: {command: [b], user: root}\n"
 				   "  h:\n"
-				   "    agents: {C: {command: [c]}, D: {command: [d]}}\n",
-				   &d, p);
-	assert_non_null(c);
-	const struct diag *x = find(&d, "implicit-root", 5, 7);
+				   "    agents: {C: {command: [c]}, D: {command: [d]}}\n"));
+	const struct diag *x = find(&t.d, "implicit-root", 5, 7);
 	assert_int_equal(x->sev, DIAG_WARNING);
-	find(&d, "implicit-root", 7, 3); /* the whole group h: one warning */
-	assert_int_equal(count(&d, "implicit-root"), 2);
-	assert_int_equal(d.errors, 0);
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+	find(&t.d, "implicit-root", 7, 3); /* the whole group h: one warning */
+	assert_int_equal(count(&t.d, "implicit-root"), 2);
+	assert_int_equal(t.d.errors, 0);
+	done(&t);
 }
 
 static void test_health_rules(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load(HEAD "groups:\n"
+	struct fx t;
+	assert_non_null(load(&t, HEAD "groups:\n"
 				       "  g:\n"
 				       "    agents:\n"
 				       "      A: {command: [a], port: 7200, health_port: 8200}\n"
 				       "      B: {command: [a], port: 7201, health_port: 8201}\n"
 				       "      C: {command: [a], port: 7120, health_port: 8100}\n"
 				       "      D: {command: [a], port: 9000, health_port: 9100}\n"
-				       "      E: {command: [a], port: 7300, health_port: 8300, health: {zmq: 8301}}\n",
-				   &d, p);
-	const struct diag *x = find(&d, "health-port-rule", 9, 50);
+				       "      E: {command: [a], port: 7300, health_port: 8300, health: {zmq: 8301}}\n"));
+	const struct diag *x = find(&t.d, "health-port-rule", 9, 50);
 	assert_non_null(strstr(x->msg, "follows no rule"));
-	x = find(&d, "health-port-divergence", 8, 50);
+	x = find(&t.d, "health-port-divergence", 8, 50);
 	assert_non_null(strstr(x->msg, "C follows 81xx"));
-	find(&d, "health-port-mismatch", 10, 64);
-	assert_int_equal(d.errors, 0);
+	find(&t.d, "health-port-mismatch", 10, 64);
+	assert_int_equal(t.d.errors, 0);
 	assert_int_equal(chk_health_rule(7100, 8100), CHK_HP_PLUS1000 | CHK_HP_81XX);
 	assert_int_equal(chk_health_rule(7200, 8200), CHK_HP_PLUS1000);
 	assert_int_equal(chk_health_rule(7120, 8100), CHK_HP_81XX);
 	assert_int_equal(chk_health_rule(9000, 9100), 0);
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+	done(&t);
 }
 
 static void test_remote_deps(void **s)
 {
 	(void)s;
-	char p1[64], p2[64];
+	struct fx m, p;
 	struct diag_list d = {0};
-	struct ai_config *a = load(HEAD "appliance: {hostname: mainpc, hosts: {pc2: 10.0.0.2}}\n"
-				       "groups: {g: {agents: {ServiceRegistry: {command: [a]}}}}\n",
-				   &d, p1);
-	struct ai_config *b = load(HEAD "appliance: {hostname: pc2, hosts: {mainpc: 10.0.0.1}}\n"
-				       "groups:\n"
-				       "  g:\n"
-				       "    depends_on: [\"mainpc:ServiceRegistri\", \"mainpc:ServiceRegistry\", \"nas:X\"]\n"
-				       "    agents: {A: {command: [a]}}\n",
-				   &d, p2);
+	struct ai_config *a = load_into(&m, &d, HEAD "appliance: {hostname: mainpc, hosts: {pc2: 10.0.0.2}}\n"
+						"groups: {g: {agents: {ServiceRegistry: {command: [a]}}}}\n");
+	struct ai_config *b = load_into(&p, &d, HEAD "appliance: {hostname: pc2, hosts: {mainpc: 10.0.0.1}}\n"
+						"groups:\n"
+						"  g:\n"
+						"    depends_on: [\"mainpc:ServiceRegistri\", \"mainpc:ServiceRegistry\", \"nas:X\"]\n"
+						"    agents: {A: {command: [a]}}\n");
 	assert_non_null(a);
 	assert_non_null(b);
 	find(&d, "unknown-host", 6, 70); /* nas is not in appliance.hosts */
@@ -237,19 +224,17 @@ static void test_remote_deps(void **s)
 	assert_non_null(strstr(x->msg, "did you mean \"ServiceRegistry\""));
 	assert_int_equal(count(&d, "undefined-remote-dependency"), 1);
 	find(&d, "unresolved-remote-dependency", 6, 70);
-	cfg_free(a);
-	cfg_free(b);
+	m.d = p.d = (struct diag_list){0};
+	done(&m);
+	done(&p);
 	diag_free(&d);
-	unlink(p1);
-	unlink(p2);
 }
 
 static void test_clean(void **s)
 {
 	(void)s;
-	char p[64];
-	struct diag_list d = {0};
-	struct ai_config *c = load(HEAD "volumes: {data: {}}\n"
+	struct fx t;
+	assert_non_null(load(&t, HEAD "volumes: {data: {}}\n"
 				       "groups:\n"
 				       "  infra:\n"
 				       "    volumes: [data:/data]\n"
@@ -258,15 +243,11 @@ static void test_clean(void **s)
 				       "    depends_on: [infra]\n"
 				       "    agents:\n"
 				       "      A: {command: [a], port: 7200, health_port: 8200, health: {zmq: 8200}}\n"
-				       "      B: {command: [a], port: 7201, health_port: 8201, depends_on: [A]}\n",
-				   &d, p);
-	assert_non_null(c);
-	if (d.n)
-		diag_print(&d, stderr);
-	assert_int_equal(d.n, 0);
-	cfg_free(c);
-	diag_free(&d);
-	unlink(p);
+				       "      B: {command: [a], port: 7201, health_port: 8201, depends_on: [A]}\n"));
+	if (t.d.n)
+		diag_print(&t.d, stderr);
+	assert_int_equal(t.d.n, 0);
+	done(&t);
 }
 
 /* ---- legacy ---------------------------------------------------------------------- */

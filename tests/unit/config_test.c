@@ -299,6 +299,31 @@ static void test_many_aliases_rejected(void **s)
 	diag_free(&d);
 }
 
+/* Limits that keep lookups and duplicate checks from turning quadratic. */
+static void test_limits(void **s)
+{
+	(void)s;
+	struct diag_list d = {0};
+	size_t cap = 64u << 20, n = 0;
+	char *t = malloc(cap);
+	assert_non_null(t);
+	n += (size_t)sprintf(t + n, "version: 1\ngroups:\n  g:\n    agents:\n");
+	for (int i = 0; i <= CFG_MAX_AGENTS; i++)
+		n += (size_t)sprintf(t + n, "      a%d: {command: [x]}\n", i);
+	struct ai_config *c = load(t, &d);
+	assert_null(c);
+	has(&d, "limit", 3, 3); /* the groups mapping */
+	diag_free(&d);
+	n = (size_t)sprintf(t, "version: 1\ngroups: {}\nx:\n");
+	for (int i = 0; i <= CT_MAX_MAP_KEYS; i++)
+		n += (size_t)sprintf(t + n, "  k%d: 1\n", i);
+	c = load(t, &d);
+	assert_null(c);
+	has(&d, "limit", 4 + CT_MAX_MAP_KEYS, 0);
+	diag_free(&d);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +336,7 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_many_aliases_rejected),
+		cmocka_unit_test(test_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
