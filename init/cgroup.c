@@ -1,5 +1,6 @@
 #include "cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -352,6 +353,16 @@ int cg_apply_devices(int dirfd, const char *group, const struct cg_dev *rules, i
 	return 0; /* the attachment keeps the program alive */
 }
 
+int cg_leaf(int groupfd, const char *leaf, const char *group, struct ai_err *e)
+{
+	if (mkdirat(groupfd, leaf, 0755) < 0 && errno != EEXIST)
+		return ai_fail(e, "cgroup", "mkdir", errno, "group %s: %s", group, leaf);
+	int fd = openat(groupfd, leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return ai_fail(e, "cgroup", "open", errno, "group %s: %s", group, leaf);
+	return fd;
+}
+
 int cg_kill(int dirfd, const char *group, struct ai_err *e)
 {
 	int r = write_small(dirfd, "cgroup.kill", "1");
@@ -360,16 +371,39 @@ int cg_kill(int dirfd, const char *group, struct ai_err *e)
 	return 0;
 }
 
-int cg_remove(struct cg_base *b, const char *group, struct ai_err *e)
+/* rmdir, retrying while the last tasks leave (they do a moment after
+ * they are reaped). */
+static int rmdir_retry(int dirfd, const char *name)
 {
-	/* Tasks leave their cgroup a moment after they are reaped. */
 	for (int i = 0; i < 200; i++) {
-		if (unlinkat(b->fd, group, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
 			return 0;
 		if (errno != EBUSY)
-			break;
+			return -errno;
 		struct timespec ts = {0, 100000 * (i < 10 ? 1 : 10)};
 		nanosleep(&ts, NULL);
 	}
-	return ai_fail(e, "cgroup", "rmdir", errno, "group %s: %s/%s", group, b->path, group);
+	return -EBUSY;
+}
+
+int cg_remove(struct cg_base *b, const char *group, struct ai_err *e)
+{
+	/* The leaves first (holder, agents). */
+	int gfd = openat(b->fd, group, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (gfd >= 0) {
+		DIR *d = fdopendir(gfd);
+		if (d) {
+			struct dirent *de;
+			while ((de = readdir(d)))
+				if (de->d_type == DT_DIR && de->d_name[0] != '.')
+					rmdir_retry(dirfd(d), de->d_name);
+			closedir(d);
+		} else {
+			close(gfd);
+		}
+	}
+	int r = rmdir_retry(b->fd, group);
+	if (r < 0)
+		return ai_fail(e, "cgroup", "rmdir", -r, "group %s: %s/%s", group, b->path, group);
+	return 0;
 }

@@ -53,6 +53,10 @@ int cg_apply_devices(int dirfd, const char *group, const struct cg_dev *rules, i
 extern const struct cg_dev cg_dev_minimal[];
 extern const int cg_dev_nminimal;
 
+/* A leaf under the group's directory (the holder's, one per agent):
+ * processes live in leaves so that one agent can be killed for sure. */
+int cg_leaf(int groupfd, const char *leaf, const char *group, struct ai_err *e);
+
 /* SIGKILL every process in the group, for sure. */
 int cg_kill(int dirfd, const char *group, struct ai_err *e);
 /* rmdir the group's directory (retries while the last tasks exit). */

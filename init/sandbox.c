@@ -467,6 +467,16 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		ai_fail(&e, "sandbox", "unshare", errno, "group %s: namespaces", s->name);
 		child_fail(wfd, &e, 125);
 	}
+	/* Born in the group's cgroup, whose namespace root it now is; then
+	 * into its leaf, so agents see themselves at /agent.NAME. */
+	if (s->cgfd >= 0) {
+		int pf = openat(s->cgfd, "holder/cgroup.procs", O_WRONLY | O_CLOEXEC);
+		if (pf < 0 || write(pf, "0", 1) != 1) {
+			ai_fail(&e, "sandbox", "cgroup.procs", errno, "group %s: holder leaf", s->name);
+			child_fail(wfd, &e, 125);
+		}
+		close(pf);
+	}
 	umask(0);
 	if (build_root(s, o, &e) < 0)
 		child_fail(wfd, &e, 125);
@@ -600,6 +610,14 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 		s->cg = o->cg;
 		if ((r = s->cgfd = cg_create(o->cg, g->name, e)) < 0)
 			goto fail;
+		/* Processes live in leaves: the holder's, one per agent (so one
+		 * agent can be killed for sure); limits sit on the group. */
+		int leaf = cg_leaf(s->cgfd, "holder", g->name, e);
+		if (leaf < 0) {
+			r = leaf;
+			goto fail;
+		}
+		close(leaf);
 	}
 
 	s->nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
@@ -925,13 +943,20 @@ int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 	if (r < 0)
 		return r;
 
+	AI_AUTOCLOSE int leaf = -1;
+	if (s->cgfd >= 0) {
+		char ln[128];
+		snprintf(ln, sizeof ln, "agent.%s", agent);
+		if ((leaf = cg_leaf(s->cgfd, ln, s->name, e)) < 0)
+			return leaf;
+	}
 	if (pipe2(st, O_CLOEXEC | O_NONBLOCK) < 0)
 		return ai_fail(e, "sandbox", "pipe2", errno, "group %s: agent %s", s->name, agent);
 	struct clone_args ca = {
-		.flags = CLONE_PIDFD | (s->cgfd >= 0 ? CLONE_INTO_CGROUP : 0),
+		.flags = CLONE_PIDFD | (leaf >= 0 ? CLONE_INTO_CGROUP : 0),
 		.pidfd = (uint64_t)(uintptr_t)&pidfd,
 		.exit_signal = SIGCHLD,
-		.cgroup = (uint64_t)(s->cgfd >= 0 ? s->cgfd : 0),
+		.cgroup = (uint64_t)(leaf >= 0 ? leaf : 0),
 	};
 	/* The child is born in the group's pid namespace: the supervisor's
 	 * pid_for_children points there for the one clone3 call. */

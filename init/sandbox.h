@@ -144,6 +144,7 @@ struct sbx_ids {
 	gid_t gid, groups[SBX_MAX_GROUPS_PER_USER];
 	int ngroups;
 	bool bundle;                /* runtime: runc: STATE/oci/AGENT written */
+	int leaffd;                 /* the agent's cgroup leaf, -1 none */
 };
 
 /* What the agent child needs, kept by the caller across spawn_start(). */
@@ -176,6 +177,9 @@ int sbx_resolve_user(const struct sbx_group *s, const char *agent, const char *u
 		     gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen,
 		     struct ai_err *e);
 int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e);
+/* SIGKILL everything in agent AI's cgroup leaf: the agent and whatever it
+ * left behind (cgroup.kill), for the stop timeout. */
+int sbx_sup_kill_agent(struct sbx_sup *x, int ai, struct ai_err *e);
 /* Orphans reaped inside the groups by their holders, so far (for status:
  * inside a sandbox orphans land on the holder, not on ainit). */
 uint64_t sbx_sup_orphans(struct sbx_sup *x);

@@ -245,14 +245,13 @@ int cmd_sandbox(int argc, char **argv)
 		log_error(&e);
 		goto out_sg;
 	}
-	/* Blocking read: EOF when exec succeeded, a message when it did not. */
-	struct pollfd pf = {p.execfd, POLLIN, 0};
-	while (poll(&pf, 1, -1) < 0 && errno == EINTR)
-		;
-	int r = sbx_exec_status(p.execfd, &e);
-	close(p.execfd);
+	/* One wait: a child that could not exec has _exit()ed with its
+	 * message in the pipe; after the exit the pipe holds the message or
+	 * EOF (exec closed it), so it is read once, afterwards. */
 	rc = wait_child(&p, &fwd);
 	close(p.pidfd);
+	int r = sbx_exec_status(p.execfd, &e);
+	close(p.execfd);
 	if (r < 0) {
 		log_error(&e);
 		rc = sbx_exec_code(&e);

@@ -44,6 +44,8 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 	x->dirs[2] = NULL;
 	x->nagents = cfg->nagents;
 	x->ids = calloc((size_t)(cfg->nagents ? cfg->nagents : 1), sizeof *x->ids);
+	for (int i = 0; x->ids && i < cfg->nagents; i++)
+		x->ids[i].leaffd = -1;
 	x->cg = calloc(1, sizeof *x->cg);
 	if (!x->cg || !x->ids) {
 		free(x->cg);
@@ -75,6 +77,9 @@ void sbx_sup_fini(struct sbx_sup *x)
 	free(x->groups);
 	x->groups = NULL;
 	x->ngroups = 0;
+	for (int i = 0; x->ids && i < x->nagents; i++)
+		if (x->ids[i].leaffd >= 0)
+			close(x->ids[i].leaffd);
 	free(x->ids);
 	x->ids = NULL;
 	if (x->cg) {
@@ -157,8 +162,24 @@ static void resolve_group(struct sbx_sup *x, const struct ai_config *cfg, struct
 	for (int k = g->first_agent; k < g->first_agent + g->nagents && k < x->nagents; k++) {
 		struct sbx_ids *d = &x->ids[k];
 		bool bundle = d->bundle;
+		if (d->leaffd >= 0)
+			close(d->leaffd);
 		memset(d, 0, sizeof *d);
 		d->bundle = bundle;
+		d->leaffd = -1;
+		if (s->cgfd >= 0) {
+			char ln[128];
+			struct ai_err le;
+			snprintf(ln, sizeof ln, "agent.%s", cfg->agents[k].name);
+			d->leaffd = cg_leaf(s->cgfd, ln, s->name, &le);
+			if (d->leaffd < 0) {
+				d->rc = d->leaffd;
+				d->err = le;
+				d->leaffd = -1;
+				d->holder = s->holder;
+				continue;
+			}
+		}
 		d->holder = s->holder;
 		d->ngroups = SBX_MAX_GROUPS_PER_USER;
 		d->rc = sbx_resolve_user(s, cfg->agents[k].name, cfg->agents[k].user, &d->uid, &d->gid,
@@ -198,7 +219,7 @@ int sbx_sup_spawn_req(struct sbx_sup *x, const struct ai_config *cfg, int ai,
 	c->ngroups = d->ngroups;
 	memcpy(c->groups, d->groups, sizeof c->groups);
 	req->sandbox = s;
-	req->cgroup_fd = s->cgfd;
+	req->cgroup_fd = d->leaffd >= 0 ? d->leaffd : s->cgfd;
 	req->child_setup = sbx_child_setup;
 	req->child_data = c;
 	if (s->gpu)
@@ -224,4 +245,11 @@ uint64_t sbx_sup_orphans(struct sbx_sup *x)
 		sum += s->orphans;
 	}
 	return sum;
+}
+
+int sbx_sup_kill_agent(struct sbx_sup *x, int ai, struct ai_err *e)
+{
+	if (!x || ai < 0 || ai >= x->nagents || x->ids[ai].leaffd < 0)
+		return 0;
+	return cg_kill(x->ids[ai].leaffd, "agent", e);
 }

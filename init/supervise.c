@@ -393,6 +393,11 @@ static void act_stop_timeout(struct ai_state *st, struct sup_agent *a)
 		 (long long)a->cfg->stop.timeout_ms, ai_signal_name(a->cfg->stop.signal));
 	a->kill_sent = true;
 	signal_agent(st, a, SIGKILL);
+	if (st->sbx) { /* and whatever it left in its cgroup leaf (sandbox.h) */
+		struct ai_err ke = {0};
+		if (sbx_sup_kill_agent(st->sbx, a->idx, &ke) < 0)
+			log_error(&ke);
+	}
 }
 
 static void act_restart_when_stopped(struct ai_state *st, struct sup_agent *a)

@@ -272,8 +272,9 @@ def test_cgroup_and_missing_controllers_said_once(tmp_path):
     r = sandbox(cfg, "lim", "cat", "/proc/self/cgroup")
     assert r.returncode == 0, r.stderr
     line = [l for l in r.stdout.splitlines() if l.startswith("0::")][0]
-    # In its own cgroup namespace the group's cgroup is the root.
-    assert line == "0::/"
+    # In its own cgroup namespace the group's cgroup is the root; each
+    # agent (here the command) lives in its own leaf under it.
+    assert line == "0::/agent.sandbox"
     own = Path("/sys/fs/cgroup/unified/cgroup.controllers")
     ctl = own.read_text().split() if own.exists() else None
     if ctl is not None and "memory" not in ctl:

@@ -109,3 +109,33 @@ groups:
 """, extra_args=("--sandbox",))
     wait_for(lambda: a.request({"cmd": "status"}).get("orphans_reaped", 0) >= 3,
              what="orphans reaped inside the sandbox")
+
+
+def test_stop_timeout_kills_what_the_agent_left_in_its_leaf(ainit_run, tmp_path):
+    # The agent ignores SIGTERM and has started a helper in a session of its
+    # own (out of reach of a process-group kill). At the stop timeout the
+    # agent's cgroup leaf gets cgroup.kill: the helper dies too.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "helper.sh").write_text("trap '' TERM\nwhile :; do date +%s%N > /mnt/beat; sleep 0.05; done\n")
+    (out / "agent.sh").write_text("setsid sh /mnt/helper.sh &\ntrap '' TERM\nwhile :; do sleep 1; done\n")
+    a = ainit_run(f"""
+version: 1
+groups:
+  k:
+    user: root
+    network: none
+    volumes: ['{out}:/mnt']
+    agents:
+      stubborn:
+        command: [sh, /mnt/agent.sh]
+        stop: {{timeout: 300ms}}
+""", extra_args=("--sandbox",))
+    wait_for(lambda: (out / "beat").exists(), what="the helper's heartbeat")
+    r = a.ctl("stop", "stubborn")
+    assert r.returncode == 0, r.stderr
+    a.wait_state("stubborn", "exited", "failed", timeout=10)
+    time.sleep(0.3)
+    last = (out / "beat").read_text()
+    time.sleep(0.5)
+    assert (out / "beat").read_text() == last, "the helper outlived its agent"
