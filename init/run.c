@@ -27,6 +27,8 @@
 #include "vport.h"
 
 #define PID1_CONFIG "/etc/ainit/appliance.yaml"
+#define PID1_OVERRIDE_DIR "/etc/ainit/appliance.d"
+#define PID1_MAX_OVERRIDES 8
 #define DEFAULT_STATE_DIR "/run/ainit"
 
 /* Reap everything that is ready: agents go to the supervisor, the rest are
@@ -368,11 +370,43 @@ static bool cmdline_has(const char *word)
 	return false;
 }
 
+/* The *.yaml files of /etc/ainit/appliance.d, in name order, merged over the appliance
+ * config as `ainit run --config A --config B` does (e.g. stub agents). */
+static int pid1_overrides(char (*buf)[256], const char **files)
+{
+	struct dirent **names;
+	int n = scandir(PID1_OVERRIDE_DIR, &names, NULL, alphasort), k = 0;
+	if (n < 0) {
+		if (errno != ENOENT)
+			log_warn("run", PID1_OVERRIDE_DIR, "scandir: %s", strerror(errno));
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t l = strlen(names[i]->d_name);
+		if (l > 5 && !strcmp(names[i]->d_name + l - 5, ".yaml") && names[i]->d_name[0] != '.') {
+			if (k == PID1_MAX_OVERRIDES)
+				log_warn("run", PID1_OVERRIDE_DIR, "more than %d overrides; %s ignored",
+					 PID1_MAX_OVERRIDES, names[i]->d_name);
+			else {
+				snprintf(buf[k], 256, "%s/%.200s", PID1_OVERRIDE_DIR, names[i]->d_name);
+				files[k] = buf[k];
+				log_info("run", NULL, "config override %s", buf[k]);
+				k++;
+			}
+		}
+		free(names[i]);
+	}
+	free(names);
+	return k;
+}
+
 int run_pid1(int argc, char **argv)
 {
 	struct ai_state state, *st = &state;
 	struct ai_err e = {0};
-	const char *files[] = {PID1_CONFIG};
+	const char *files[1 + PID1_MAX_OVERRIDES] = {PID1_CONFIG};
+	char overrides[PID1_MAX_OVERRIDES][256];
+	int nfiles;
 	const char *sock;
 	(void)argc;
 	(void)argv;
@@ -385,7 +419,8 @@ int run_pid1(int argc, char **argv)
 	boot_early(st);
 	if (setup_signals(st, &e) < 0)
 		log_error(&e);
-	st->cfg = load_config(files, 1, st->degraded, sizeof st->degraded);
+	nfiles = 1 + pid1_overrides(overrides, files + 1);
+	st->cfg = load_config(files, nfiles, st->degraded, sizeof st->degraded);
 	if (!st->cfg)
 		log_err("run", NULL, "DEGRADED: %s; serving ctl only", st->degraded);
 	else

@@ -1,4 +1,5 @@
 #include "sandbox.h"
+#include "spawn.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -740,39 +741,6 @@ fail:
 	return r;
 }
 
-/* execvp without its /bin/sh fallback for files that are not executables:
- * the same rule as spawn.c, so `ainit sandbox` fails where an agent would
- * (126 not executable, 127 not found). */
-static void exec_search(char *const *argv, char *const *envp)
-{
-	const char *path = NULL;
-	int saved = ENOENT;
-	if (strchr(argv[0], '/')) {
-		execve(argv[0], argv, envp);
-		return;
-	}
-	for (char *const *v = envp; *v; v++)
-		if (!strncmp(*v, "PATH=", 5))
-			path = *v + 5;
-	if (!path)
-		path = DEFAULT_PATH;
-	while (*path) {
-		char full[PATH_MAX];
-		size_t n = strcspn(path, ":");
-		if (n && n + 2 + strlen(argv[0]) < sizeof full) {
-			memcpy(full, path, n);
-			full[n] = '/';
-			strcpy(full + n + 1, argv[0]);
-			execve(full, argv, envp);
-			if (errno != ENOENT && errno != ENOTDIR)
-				saved = errno;
-		}
-		path += n;
-		if (*path == ':')
-			path++;
-	}
-	errno = saved;
-}
 
 /* The agent child: never returns. */
 /* In an agent child: the security steps, in their order (DESIGN §5).
@@ -887,7 +855,8 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 		err_prefix(&e, s->name, agent);
 		child_fail(wfd, &e, 127);
 	}
-	exec_search(x->argv, env);
+	/* the same rule as agents: no /bin/sh fallback (126/127) */
+	spawn_exec((const char *const *)x->argv, env);
 	ai_fail(&e, "sandbox", "execve", errno, "group %s: agent %s: %s", s->name, agent, x->argv[0]);
 	child_fail(wfd, &e, errno == ENOENT ? 127 : 126);
 }

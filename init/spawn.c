@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,7 +37,7 @@ static int move_fd(int from, int to)
 
 /* execvp without its fallback of running a non-executable file with
  * /bin/sh: a file that is not executable is an error (126), as in runc. */
-static void exec_search(const char *const *argv, char *const *envp)
+void spawn_exec(const char *const *argv, char *const *envp)
 {
 	const char *path = NULL;
 	int saved = ENOENT;
@@ -67,7 +68,7 @@ static void exec_search(const char *const *argv, char *const *envp)
 	errno = saved;
 }
 
-static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd)
+static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd, pid_t parent)
 {
 	sigset_t all;
 	struct ai_err e = {0};
@@ -79,6 +80,14 @@ static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd)
 			signal(s, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* An agent does not outlive its supervisor (`ainit run` killed by
+	 * SIGKILL): it would run on unsupervised under the host's init.
+	 * (getppid() is 0 when the parent lives outside our pid namespace.) */
+	pid_t pp;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || ((pp = getppid()) != parent && pp != 0)) {
+		child_report(wfd, "prctl(PR_SET_PDEATHSIG)", errno, "supervisor gone");
+		_exit(127);
+	}
 	if (setsid() < 0) {
 		child_report(wfd, "setsid", errno, "new session");
 		_exit(127);
@@ -122,7 +131,7 @@ static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd)
 		child_report(wfd, "chdir", errno, r->cwd ? r->cwd : "/");
 		_exit(127);
 	}
-	exec_search(r->argv, r->envp);
+	spawn_exec(r->argv, r->envp);
 	{
 		int err = errno;
 		char m[192];
@@ -153,6 +162,7 @@ int spawn_start(const struct spawn_req *r, struct spawn_result *out, struct ai_e
 		close(pfd[1]);
 		return -EINVAL;
 	}
+	pid_t parent = getpid();
 	pid = sys_clone3(&args);
 	if (r->sandbox && pid != 0) {
 		int err = errno;
@@ -167,7 +177,7 @@ int spawn_start(const struct spawn_req *r, struct spawn_result *out, struct ai_e
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		child(r, pfd[1]);
+		child(r, pfd[1], parent);
 	}
 	close(pfd[1]);
 	if (fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0) {

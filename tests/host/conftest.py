@@ -116,8 +116,13 @@ def ainit_run(tmp_path):
     yield start
     for a in started:
         if a.proc.poll() is None:
-            a.proc.kill()
-            a.proc.wait()
+            # a failed test: stop ainit the orderly way so its agents go too
+            a.proc.terminate()
+            try:
+                a.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                a.proc.kill()
+                a.proc.wait()
 
 
 @pytest.fixture(autouse=True)

@@ -127,7 +127,7 @@ groups:
     assert "Permission denied" in a.wait_state("notexec", "failed")["reason"]
     assert "Exec format error" in a.wait_state("badformat", "failed")["reason"]
     assert "No such file" in a.wait_state("notinpath", "failed")["reason"]
-    assert a.agent("fine")["state"] == "healthy"
+    a.wait_state("fine", "healthy")
     assert a.stop() == 0
 
 
@@ -294,3 +294,14 @@ groups:
     # No timers armed, nothing to read: the loop sleeps in epoll_wait.
     assert after - before == 0, f"{after - before} wakeups while idle"
     assert a.stop() == 0
+
+
+def test_agents_die_with_a_killed_supervisor(ainit_run):
+    a = ainit_run("""
+version: 1
+groups: {g: {agents: {x: {command: [sleep, "300"]}, y: {command: [sleep, "300"]}}}}
+""")
+    pids = [a.wait_state(n, "healthy")["pid"] for n in ("x", "y")]
+    a.proc.kill()
+    a.proc.wait()
+    wait_for(lambda: not any(alive(p) for p in pids), what="agents gone with ainit")

@@ -32,10 +32,10 @@ def qemu_present():
     need(AINIT, "ainit binary")
 
 
-def build_image(config, outdir):
+def build_image(config, outdir, extra=()):
     """image/build CONFIG OUTDIR, with the shared kernel cache."""
     r = subprocess.run([os.path.join(TOP, "image", "build"), "--ainit", AINIT,
-                        "--kernel-cache", os.path.join(BUILD, "kernel"), config, outdir],
+                        "--kernel-cache", os.path.join(BUILD, "kernel"), *extra, config, outdir],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"image/build failed:\n{r.stdout}\n{r.stderr}"
     return outdir
