@@ -59,13 +59,18 @@ hyperfine -N -w 20 -r "$RUNS" --export-json "$W/h.json" \
 
 python3 - "$W/h.json" <<'PY'
 import json, sys
-rs = {r["command"]: sorted(r["times"]) for r in json.load(open(sys.argv[1]))["results"]}
+res = json.load(open(sys.argv[1]))["results"]
+rs = {r["command"]: sorted(r["times"]) for r in res}
+# CPU time (user + system of the process and the children it reaped) per
+# run: much less sensitive than wall time to a busy machine.
+cpu = {r["command"]: (r["user"] + r["system"]) * 1e3 for r in res}
 med = lambda t: t[len(t) // 2] * 1e3
 p90 = lambda t: t[int(len(t) * 0.9)] * 1e3
 a = med(rs["ainit"])
-print(f"{'runner':<10} {'median ms':>10} {'p90 ms':>8} {'x ainit':>8}")
+print(f"{'runner':<10} {'median ms':>10} {'p90 ms':>8} {'x ainit':>8} {'cpu ms':>8} {'cpu x':>6}")
 for n in ("ainit", "crun", "runc", "fork/exec"):
-    print(f"{n:<10} {med(rs[n]):>10.2f} {p90(rs[n]):>8.2f} {med(rs[n]) / a:>8.2f}")
+    print(f"{n:<10} {med(rs[n]):>10.2f} {p90(rs[n]):>8.2f} {med(rs[n]) / a:>8.2f}"
+          f" {cpu[n]:>8.2f} {cpu[n] / cpu['ainit']:>6.2f}")
 print(f"runc/ainit = {med(rs['runc']) / a:.1f}x (target >= 10), "
       f"crun/ainit = {med(rs['crun']) / a:.1f}x (target >= 3), "
       f"ainit/fork-exec = {a / med(rs['fork/exec']):.1f}x")

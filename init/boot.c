@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libkmod.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include "err.h"
 #include "gpu.h"
 #include "log.h"
+#include "netns.h"
 #include "state.h"
 #include "util.h"
 
@@ -330,7 +332,16 @@ void boot_early(struct ai_state *st)
 	cgroup_enable_all();
 	loopback_up();
 	load_platform_modules();
-	log_info("boot", NULL, "early boot done");
+	/* The kernel's own boot time, for the boot-time targets (DESIGN 11). */
+	char up[64] = "";
+	int fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, up, sizeof up - 1);
+		close(fd);
+		up[n > 0 ? n : 0] = '\0';
+		up[strcspn(up, " \n")] = '\0';
+	}
+	log_info("boot", NULL, "early boot done, %s s after the kernel started", up[0] ? up : "?");
 }
 
 /* ---- appliance.mounts ---------------------------------------------------
@@ -565,6 +576,82 @@ static void apply_mount(const struct cfg_fsmount *m)
 		 (unsigned long long)(ai_now_ms() - t0));
 }
 
+/* ---- appliance.network.interfaces, appliance.hosts ----------------------- */
+
+/* "192.168.50.10/24" (prefix default 24) and an optional gateway. */
+static int parse_iface(const struct cfg_iface *f, struct netns_addr *a)
+{
+	char buf[64];
+	memset(a, 0, sizeof *a);
+	snprintf(buf, sizeof buf, "%s", f->address);
+	char *slash = strchr(buf, '/');
+	a->prefix = 24;
+	if (slash) {
+		*slash = '\0';
+		char *end;
+		long p = strtol(slash + 1, &end, 10);
+		if (*end || p < 0 || p > 32)
+			return -EINVAL;
+		a->prefix = (int)p;
+	}
+	if (inet_pton(AF_INET, buf, &a->addr) != 1)
+		return -EINVAL;
+	if (f->gateway && inet_pton(AF_INET, f->gateway, &a->gw) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static void apply_interfaces(const struct ai_config *cfg)
+{
+	for (int i = 0; i < cfg->app.nifaces; i++) {
+		const struct cfg_iface *f = &cfg->app.ifaces[i];
+		const char *name = f->name ? f->name : "eth0";
+		struct netns_addr a;
+		struct ai_err e = {0};
+		if (!f->address) {
+			log_warn("boot", name, "no address configured; left down");
+			continue;
+		}
+		if (parse_iface(f, &a) < 0) {
+			log_err("boot", name, "bad address \"%s\" or gateway \"%s\"; left down",
+				f->address, f->gateway ? f->gateway : "");
+			continue;
+		}
+		/* virtio_net (a platform module) probes on load; a NIC that is
+		 * slower to appear gets a short, bounded wait, at boot only. */
+		for (uint64_t t0 = ai_now_ms(); !if_nametoindex(name) && ai_now_ms() - t0 < DEV_WAIT_MS;)
+			nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000L}, NULL);
+		if (netns_iface_config(name, &a, &e) < 0)
+			log_error(&e);
+		else
+			log_info("boot", name, "up, %s%s%s", f->address, f->gateway ? " via " : "",
+				 f->gateway ? f->gateway : "");
+	}
+}
+
+/* /etc/hosts: localhost, our hostname, and appliance.hosts (an entry may be
+ * ADDR:PORT for remote health; the port is not for this file). The root is
+ * the initramfs, writable at boot. */
+static void write_hosts(const struct ai_config *cfg)
+{
+	FILE *f = fopen("/etc/hosts", "we");
+	if (!f) {
+		log_err("boot", "/etc/hosts", "open: %s", strerror(errno));
+		return;
+	}
+	fprintf(f, "127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+	if (cfg->app.hostname)
+		fprintf(f, "127.0.1.1\t%s\n", cfg->app.hostname);
+	for (int i = 0; i < cfg->app.hosts.n; i++) {
+		const struct cfg_kv *kv = &cfg->app.hosts.v[i];
+		if (!kv->value)
+			continue;
+		fprintf(f, "%.*s\t%s\n", (int)strcspn(kv->value, ":"), kv->value, kv->key);
+	}
+	if (fclose(f) != 0)
+		log_err("boot", "/etc/hosts", "write: %s", strerror(errno));
+}
+
 void boot_apply(struct ai_state *st, const struct ai_config *cfg)
 {
 	(void)st;
@@ -601,6 +688,8 @@ void boot_apply(struct ai_state *st, const struct ai_config *cfg)
 	/* In order: a later mount may sit inside an earlier one. */
 	for (int i = 0; i < cfg->app.nmounts; i++)
 		apply_mount(&cfg->app.mounts[i]);
+	write_hosts(cfg);
+	apply_interfaces(cfg);
 }
 
 /* Reap whatever is left until none is, or the deadline passes. SIGCHLD is

@@ -208,20 +208,25 @@ int netns_veth_create(const char *br, const struct netns_addr *a, const char *ho
 	return link_set(s, hi, IFF_UP, bri, what, e);
 }
 
-int netns_eth0_config(const struct netns_addr *a, struct ai_err *e)
+int netns_iface_config(const char *ifname, const struct netns_addr *a, struct ai_err *e)
 {
 	AI_AUTOCLOSE int s = nl_open(e);
 	struct nlreq r;
 	int r0;
+	char what[64];
 	if (s < 0)
 		return s;
-	int ix = (int)if_nametoindex("eth0");
+	int ix = (int)if_nametoindex(ifname);
 	if (!ix)
-		return ai_fail(e, "netns", "if_nametoindex", errno, "eth0");
-	if ((r0 = addr_add(s, ix, a->addr, a->prefix, "address of eth0", e)) < 0)
+		return ai_fail(e, "netns", "if_nametoindex", errno, "%s", ifname);
+	snprintf(what, sizeof what, "address of %s", ifname);
+	if ((r0 = addr_add(s, ix, a->addr, a->prefix, what, e)) < 0)
 		return r0;
-	if ((r0 = link_set(s, ix, IFF_UP, 0, "eth0 up", e)) < 0)
+	snprintf(what, sizeof what, "%s up", ifname);
+	if ((r0 = link_set(s, ix, IFF_UP, 0, what, e)) < 0)
 		return r0;
+	if (!a->gw)
+		return 0;
 	memset(&r, 0, sizeof r);
 	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
 	r.h.nlmsg_type = RTM_NEWROUTE;
@@ -234,5 +239,11 @@ int netns_eth0_config(const struct netns_addr *a, struct ai_err *e)
 	rt->rtm_type = RTN_UNICAST;
 	nla_put(&r.h, RTA_GATEWAY, &a->gw, 4);
 	nla_put(&r.h, RTA_OIF, &ix, 4);
-	return nl_talk(s, &r.h, "default route via the bridge", e);
+	snprintf(what, sizeof what, "default route via %s", ifname);
+	return nl_talk(s, &r.h, what, e);
+}
+
+int netns_eth0_config(const struct netns_addr *a, struct ai_err *e)
+{
+	return netns_iface_config("eth0", a, e);
 }

@@ -38,5 +38,8 @@ int netns_veth_create(const char *br, const struct netns_addr *a, const char *ho
 		      pid_t pid, struct ai_err *e);
 /* Namespace side: eth0 up with the address, default route via the gateway. */
 int netns_eth0_config(const struct netns_addr *a, struct ai_err *e);
+/* Any interface: address, up, and a default route when a->gw is not 0
+ * (boot.c, for appliance.network.interfaces). */
+int netns_iface_config(const char *ifname, const struct netns_addr *a, struct ai_err *e);
 
 #endif

@@ -1,4 +1,5 @@
 #include "sandbox.h"
+#include "spawn.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -462,6 +463,18 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 	return 0;
 }
 
+/* The holder could not build the sandbox: report, then wait to be killed
+ * (sbx_teardown). Exiting would take the pid namespace down at once, and
+ * with it an agent child that waits for this very report (ready_in_child). */
+static void __attribute__((noreturn)) holder_fail(int fd, const struct ai_err *e)
+{
+	struct sbx_msg m = {.ok = 0, .e = *e};
+	if (write(fd, &m, sizeof m) < 0)
+		_exit(125);
+	for (;;)
+		pause();
+}
+
 static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 						  const struct sbx_opts *o, int wfd, int gofd,
 						  const struct netns_addr *na)
@@ -475,12 +488,12 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 	/* The holder dies with its supervisor, and the namespace with it. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
 		ai_fail(&e, "sandbox", "prctl(PDEATHSIG)", errno, "group %s", s->name);
-		child_fail(wfd, &e, 125);
+		holder_fail(wfd, &e);
 	}
 	prctl(PR_SET_NAME, "ainit-holder", 0, 0, 0); /* what `ps` shows inside */
 	if (unshare(s->nsflags) < 0) {
 		ai_fail(&e, "sandbox", "unshare", errno, "group %s: namespaces", s->name);
-		child_fail(wfd, &e, 125);
+		holder_fail(wfd, &e);
 	}
 	/* Born in the group's cgroup, whose namespace root it now is; then
 	 * into its leaf, so agents see themselves at /agent.NAME. */
@@ -488,20 +501,20 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		int pf = openat(s->cgfd, "holder/cgroup.procs", O_WRONLY | O_CLOEXEC);
 		if (pf < 0 || write(pf, "0", 1) != 1) {
 			ai_fail(&e, "sandbox", "cgroup.procs", errno, "group %s: holder leaf", s->name);
-			child_fail(wfd, &e, 125);
+			holder_fail(wfd, &e);
 		}
 		close(pf);
 	}
 	umask(0);
 	if (build_root(s, o, &e) < 0)
-		child_fail(wfd, &e, 125);
+		holder_fail(wfd, &e);
 	umask(022);
 	if (sethostname(s->name, strlen(s->name)) < 0) {
 		ai_fail(&e, "sandbox", "sethostname", errno, "group %s", s->name);
-		child_fail(wfd, &e, 125);
+		holder_fail(wfd, &e);
 	}
 	if (g->network != NET_HOST && netns_lo_up(&e) < 0)
-		child_fail(wfd, &e, 125);
+		holder_fail(wfd, &e);
 	struct sbx_msg ok = {.ok = 1};
 	if (g->network == NET_BRIDGE) {
 		char go;
@@ -514,10 +527,10 @@ static void __attribute__((noreturn)) holder_main(const struct sbx_group *s,
 		while (n < 0 && errno == EINTR);
 		if (n != 1) {
 			ai_fail(&e, "sandbox", "veth", EPIPE, "group %s: no veth from the supervisor", s->name);
-			child_fail(wfd, &e, 125);
+			holder_fail(wfd, &e);
 		}
 		if (netns_eth0_config(na, &e) < 0)
-			child_fail(wfd, &e, 125);
+			holder_fail(wfd, &e);
 	}
 	if (write(wfd, &ok, sizeof ok) != sizeof ok)
 		_exit(125);
@@ -569,7 +582,7 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 	s->cfg = cfg;
 	s->gi = gi;
 	s->name = g->name;
-	s->holder_pidfd = s->cgfd = s->own_pidns = s->orphfd = -1;
+	s->holder_pidfd = s->cgfd = s->own_pidns = s->orphfd = s->readyfd = -1;
 	snprintf(s->root, sizeof s->root, "%s", o->root ? o->root : "/");
 
 	if (g->runtime != RT_NATIVE)
@@ -699,6 +712,10 @@ int sbx_prepare(struct sbx_group *s, const struct ai_config *cfg, int gi,
 			goto fail;
 	}
 
+	if (o->ready_in_child && g->network != NET_BRIDGE) {
+		s->readyfd = st[0]; /* read by the next agent child (sbx_spawn) */
+		return 0;
+	}
 	struct sbx_msg m;
 	ssize_t n;
 	for (int phase = 0; phase < (g->network == NET_BRIDGE ? 2 : 1); phase++) {
@@ -739,39 +756,6 @@ fail:
 	return r;
 }
 
-/* execvp without its /bin/sh fallback for files that are not executables:
- * the same rule as spawn.c, so `ainit sandbox` fails where an agent would
- * (126 not executable, 127 not found). */
-static void exec_search(char *const *argv, char *const *envp)
-{
-	const char *path = NULL;
-	int saved = ENOENT;
-	if (strchr(argv[0], '/')) {
-		execve(argv[0], argv, envp);
-		return;
-	}
-	for (char *const *v = envp; *v; v++)
-		if (!strncmp(*v, "PATH=", 5))
-			path = *v + 5;
-	if (!path)
-		path = DEFAULT_PATH;
-	while (*path) {
-		char full[PATH_MAX];
-		size_t n = strcspn(path, ":");
-		if (n && n + 2 + strlen(argv[0]) < sizeof full) {
-			memcpy(full, path, n);
-			full[n] = '/';
-			strcpy(full + n + 1, argv[0]);
-			execve(full, argv, envp);
-			if (errno != ENOENT && errno != ENOTDIR)
-				saved = errno;
-		}
-		path += n;
-		if (*path == ':')
-			path++;
-	}
-	errno = saved;
-}
 
 /* The agent child: never returns. */
 /* In an agent child: the security steps, in their order (DESIGN §5).
@@ -808,6 +792,21 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 	struct ai_err e = {0};
 	sigset_t empty;
 
+	if (s->readyfd >= 0) { /* ready_in_child: the holder's report comes here */
+		struct sbx_msg m;
+		ssize_t n;
+		do
+			n = read(s->readyfd, &m, sizeof m);
+		while (n < 0 && errno == EINTR);
+		if (n != (ssize_t)sizeof m || !m.ok) {
+			if (n == (ssize_t)sizeof m)
+				e = m.e;
+			else
+				ai_fail(&e, "sandbox", "holder", EPIPE,
+					"group %s: holder died while building the root", s->name);
+			child_fail(wfd, &e, 125);
+		}
+	}
 	for (int i = 0; i < 3; i++) {
 		if (x->stdio[i] >= 0 && x->stdio[i] != i && dup2(x->stdio[i], i) < 0) {
 			ai_fail(&e, "sandbox", "dup2", errno, "group %s: agent %s: fd %d", s->name, agent, i);
@@ -871,7 +870,8 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 		err_prefix(&e, s->name, agent);
 		child_fail(wfd, &e, 127);
 	}
-	exec_search(x->argv, env);
+	/* the same rule as agents: no /bin/sh fallback (126/127) */
+	spawn_exec((const char *const *)x->argv, env);
 	ai_fail(&e, "sandbox", "execve", errno, "group %s: agent %s: %s", s->name, agent, x->argv[0]);
 	child_fail(wfd, &e, errno == ENOENT ? 127 : 126);
 }
@@ -996,6 +996,10 @@ int sbx_spawn(struct sbx_group *s, const struct sbx_exec *x, struct sbx_proc *p,
 		agent_main(s, x, st[1], uid, gid, groups, ngroups, home);
 	}
 	close(st[1]);
+	if (s->readyfd >= 0) { /* the child has it now */
+		close(s->readyfd);
+		s->readyfd = -1;
+	}
 	if (pid < 0) {
 		close(st[0]);
 		return ai_fail(e, "sandbox", "clone3", cerr, "group %s: agent %s", s->name, agent);
@@ -1066,6 +1070,9 @@ void sbx_teardown(struct sbx_group *s)
 	if (s->orphfd >= 0)
 		close(s->orphfd);
 	s->orphfd = -1;
+	if (s->readyfd >= 0)
+		close(s->readyfd);
+	s->readyfd = -1;
 	if (s->seccomp_owned)
 		free(s->seccomp.filter);
 	s->seccomp.filter = NULL;

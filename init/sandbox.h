@@ -48,6 +48,10 @@ struct sbx_opts {
 	struct cg_base *cg;       /* NULL: no cgroup (said once by the caller) */
 	/* Extra device nodes (host paths) this group gets, e.g. the GPU nodes. */
 	const char *const *extra_devices;
+	/* `ainit sandbox`: sbx_prepare() returns before the holder is ready and
+	 * the next sbx_spawn()'s child waits for it instead (the agent's fork
+	 * overlaps the root's construction; not for network: bridge). */
+	bool ready_in_child;
 };
 
 struct sbx_group {
@@ -67,6 +71,7 @@ struct sbx_group {
 	uint64_t caps;
 	char veth[16];
 	int orphfd;               /* eventfd: orphans the holder reaped, -1 none */
+	int readyfd;              /* ready_in_child: the holder's report, -1 none */
 	uint64_t orphans;         /* summed by sbx_sup_orphans() */
 	struct gpu_plan *gpu;     /* gpu: nodes, libraries, environment; NULL = none */
 };

@@ -200,7 +200,7 @@ int cmd_sandbox(int argc, char **argv)
 	}
 
 	struct sbx_opts o = {.root = root, .state_dir = state, .seccomp_dirs = dirs,
-			     .cg = have_cg ? &cg : NULL};
+			     .cg = have_cg ? &cg : NULL, .ready_in_child = true};
 	struct sbx_group sg;
 	int rc = 125;
 	if (sbx_prepare(&sg, c, gi, &o, &e) < 0) {

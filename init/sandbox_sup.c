@@ -34,7 +34,7 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 		return ai_fail(e, "sandbox", "calloc", ENOMEM, "%d groups", cfg->ngroups);
 	for (int i = 0; i < cfg->ngroups; i++)
 		x->groups[i].holder_pidfd = x->groups[i].cgfd = x->groups[i].own_pidns =
-			x->groups[i].orphfd = -1;
+			x->groups[i].orphfd = x->groups[i].readyfd = -1;
 	/* Profiles: next to the config (configs/seccomp/), then /etc/ainit/seccomp. */
 	const char *slash = config_path ? strrchr(config_path, '/') : NULL;
 	snprintf(x->sdir, sizeof x->sdir, "%.*s/seccomp", slash ? (int)(slash - config_path) : 1,

@@ -37,7 +37,7 @@ static int move_fd(int from, int to)
 
 /* execvp without its fallback of running a non-executable file with
  * /bin/sh: a file that is not executable is an error (126), as in runc. */
-static void exec_search(const char *const *argv, char *const *envp)
+void spawn_exec(const char *const *argv, char *const *envp)
 {
 	const char *path = NULL;
 	int saved = ENOENT;
@@ -131,7 +131,7 @@ static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd, 
 		child_report(wfd, "chdir", errno, r->cwd ? r->cwd : "/");
 		_exit(127);
 	}
-	exec_search(r->argv, r->envp);
+	spawn_exec(r->argv, r->envp);
 	{
 		int err = errno;
 		char m[192];

@@ -45,6 +45,11 @@ struct spawn_fail {
 
 int spawn_start(const struct spawn_req *r, struct spawn_result *out, struct ai_err *e);
 
+/* execvp without its fallback of running a non-executable file with
+ * /bin/sh: returns only on failure, errno set (ENOENT: not found anywhere
+ * on PATH; EACCES/ENOEXEC: not executable). PATH comes from envp. */
+void spawn_exec(const char *const *argv, char *const *envp);
+
 /* Read the exec-status pipe after it became readable. Returns 1 when exec
  * succeeded (EOF), 0 when *f was filled with the child's failure, -EAGAIN
  * when nothing is there yet. */

@@ -230,6 +230,28 @@ static void test_remote_deps(void **s)
 	diag_free(&d);
 }
 
+static void test_machines(void **s)
+{
+	(void)s;
+	struct fx m, p;
+	struct diag_list d = {0};
+	/* the same hostname twice; one machine on port+1000 only, the other on 81xx only */
+	assert_non_null(load_into(&m, &d, HEAD "appliance: {hostname: box}\n"
+					   "groups: {g: {agents: {A: {command: [a], port: 7200, health_port: 8200}}}}\n"));
+	assert_non_null(load_into(&p, &d, HEAD "appliance: {hostname: box}\n"
+					   "groups: {g: {agents: {B: {command: [a], port: 7120, health_port: 8100}}}}\n"));
+	const struct ai_config *cs[] = {m.c, p.c};
+	chk_configs(cs, 2, &d);
+	const struct diag *x = find(&d, "duplicate-host", 3, 23);
+	assert_int_equal(x->note_pos.line, 3);
+	x = find(&d, "health-port-divergence", 0, 0);
+	assert_string_equal(x->pos.file, p.path);
+	m.d = p.d = (struct diag_list){0};
+	done(&m);
+	done(&p);
+	diag_free(&d);
+}
+
 static void test_clean(void **s)
 {
 	(void)s;
@@ -373,6 +395,33 @@ static void test_legacy_pc2_and_groupings(void **s)
 	lg_set_free(set);
 }
 
+static void test_legacy_groups_vs_startup(void **s)
+{
+	(void)s;
+	static const char st[] = "agent_groups:\n"
+				 "  core:\n"
+				 "    A: {script_path: a.py, port: 5000, health_check_port: 6000, portt: 1}\n"
+				 "  speech:\n"
+				 "    B: {script_path: b.py}\n";
+	static const char gr[] = "core: [A]\n"
+				 "gpu: [B]\n"
+				 "container_mapping: {core-x: core, other: nothere}\n";
+	struct diag_list d = {0};
+	struct lg_set *set = lg_set_new();
+	assert_int_equal(lg_add_buf(set, "m/startup_config.yaml", st, strlen(st), &d), LG_STARTUP);
+	assert_int_equal(lg_add_buf(set, "m/container_groups.yaml", gr, strlen(gr), &d), LG_GROUPS);
+	lg_check(set, NULL, &d);
+	const struct diag *x = find(&d, "unknown-key", 3, 65);
+	assert_non_null(strstr(x->msg, "did you mean \"port\""));
+	x = find(&d, "grouping-group-mismatch", 2, 1);  /* gpu: not a startup group */
+	assert_non_null(strstr(x->msg, "B in speech"));
+	find(&d, "grouping-group-mismatch", 4, 3);      /* speech: missing from the grouping */
+	find(&d, "undefined-group", 3, 42);
+	assert_string_equal(lg_get(set, 1)->groups[0].container, "core-x");
+	diag_free(&d);
+	lg_set_free(set);
+}
+
 static void test_registry(void **s)
 {
 	(void)s;
@@ -469,9 +518,11 @@ int main(void)
 		cmocka_unit_test(test_implicit_root),
 		cmocka_unit_test(test_health_rules),
 		cmocka_unit_test(test_remote_deps),
+		cmocka_unit_test(test_machines),
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_legacy_startup),
 		cmocka_unit_test(test_legacy_pc2_and_groupings),
+		cmocka_unit_test(test_legacy_groups_vs_startup),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_import_round_trip),
