@@ -38,11 +38,13 @@ image: $(DEMO_DIR)/initramfs
 disk: $(DEMO_DIR)/disk.img
 
 # deps first (a fresh machine has no compiler yet), then build, then boot.
-# Then the MainPC appliance (60 agents, real redis and nats) to all-healthy.
+# Then the MainPC appliance (60 agents, real redis and nats) to all-healthy;
+# its eth0 (appliance.network) is a user-mode NIC with restrict=on (no way
+# out), so that boot does not wait for a missing interface.
 demo: deps
 	$(MAKE) all image mainpc
 	$(PYTHON) image/demo --ainit $(BUILD)/ainit $(DEMO_DIR)
-	$(PYTHON) image/demo --ainit $(BUILD)/ainit --healthy --show 0 $(MAINPC_DIR)
+	$(PYTHON) image/demo --ainit $(BUILD)/ainit --healthy --show 0 --qemu-arg=--user-net $(MAINPC_DIR)
 
 # make flash DEVICE=/dev/sdX [IMAGE=build/demo/disk.img] [CONFIRM=/dev/sdX]
 # image/flash refuses anything but a whole, unused disk, and a fixed

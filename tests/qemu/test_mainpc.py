@@ -55,7 +55,9 @@ def not_healthy(doc):
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory):
     need(os.path.join(IMAGE, "initramfs"), "MainPC stub image (make mainpc)")
-    g = Guest(IMAGE, tmp_path_factory.mktemp("mainpc"))
+    # eth0 (appliance.network.interfaces) must exist, or boot waits for it:
+    # user-mode networking with restrict=on, no way out of the guest.
+    g = Guest(IMAGE, tmp_path_factory.mktemp("mainpc"), extra=("--user-net",))
     yield g
     g.kill()
 
@@ -85,6 +87,7 @@ def test_every_agent_healthy(guest, healthy):
     assert len(got) == 60
     assert healthy["pid1"] is True and healthy["degraded"] is None
     assert healthy["hostname"] == "mainpc"
+    assert "eth0: up, 192.168.50.10/24" in guest.console_text(), guest.console_text()
     for a in healthy["agents"]:
         assert a["restarts"] == 0, a
         assert a["pid"] > 0, a
