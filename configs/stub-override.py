@@ -16,6 +16,13 @@ agents (redis-server, nats-server) are left alone.
 every group (the image's user "agent" may not exist) and, with --data-dir,
 arguments naming a volume's mount point (redis --dir /data) rewritten to
 that volume's host directory DATA_DIR/NAME (made here).
+
+--vm adds what a RAM-only QEMU guest without a GPU needs (image/build
+--override; `make demo`): no data disk (appliance.mounts: [], so boot does
+not wait for LABEL=AINIT_DATA), named volumes on the tmpfs under /run
+(appliance.data_dir: /run/ainit/volumes unless --data-dir; lost at poweroff),
+no NVIDIA modules and `gpu: none` for the GPU groups. For an image, use
+--agents /usr/libexec/ainit: image/build carries build/agents from there.
 """
 import argparse
 import os
@@ -34,6 +41,9 @@ def main():
     ap.add_argument("--agents", required=True, help="directory with stub-agent and registry")
     ap.add_argument("--host", action="store_true", help="run on a plain host: user root")
     ap.add_argument("--data-dir", help="appliance.data_dir for the named volumes")
+    ap.add_argument("--vm", action="store_true",
+                    help="RAM-only guest without GPU: no mounts, no NVIDIA modules, gpu: none, "
+                         "volumes under /run")
     ap.add_argument("--metrics", help="appliance.metrics.listen (ADDR:PORT)")
     ap.add_argument("--hosts", action="append", default=[], metavar="NAME=ADDR[:PORT]",
                     help="appliance.hosts entries (remote ainits' metrics listeners)")
@@ -68,7 +78,13 @@ def main():
             n += 1
         if a.host:
             out["groups"].setdefault(gname, {})["user"] = "root"
+        if a.vm and (g or {}).get("gpu") not in (None, "none"):
+            out["groups"].setdefault(gname, {})["gpu"] = "none"
     app = {}
+    if a.vm:
+        app["kernel_modules"] = []
+        app["mounts"] = []
+        app["data_dir"] = "/run/ainit/volumes"
     if a.data_dir:
         app["data_dir"] = a.data_dir
     if a.metrics:

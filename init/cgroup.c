@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/bpf.h>
@@ -406,4 +407,53 @@ int cg_remove(struct cg_base *b, const char *group, struct ai_err *e)
 	if (r < 0)
 		return ai_fail(e, "cgroup", "rmdir", -r, "group %s: %s/%s", group, b->path, group);
 	return 0;
+}
+
+/* rmdir DIR/NAME and, first, its subdirectories (two levels: group, leaf);
+ * a populated cgroup stays (rmdir fails with EBUSY). */
+static void rm_tree(int pfd, const char *name, int depth)
+{
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		DIR *d = fdopendir(fd);
+		if (d) {
+			struct dirent *de;
+			while ((de = readdir(d)))
+				if (de->d_type == DT_DIR && de->d_name[0] != '.' && depth > 0)
+					rm_tree(dirfd(d), de->d_name, depth - 1);
+			closedir(d);
+		} else {
+			close(fd);
+		}
+	}
+	unlinkat(pfd, name, AT_REMOVEDIR);
+}
+
+void cg_sweep_stale(const struct cg_base *b)
+{
+	char parent[sizeof b->path];
+	snprintf(parent, sizeof parent, "%s", b->path);
+	char *slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		return;
+	*slash = 0;
+	DIR *d = opendir(parent);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name, *num = NULL;
+		if (!strncmp(n, "ainit-sandbox.", 14))
+			num = n + 14;
+		else if (!strncmp(n, "ainit.", 6))
+			num = n + 6;
+		if (!num || !*num || de->d_type != DT_DIR)
+			continue;
+		char *end;
+		long pid = strtol(num, &end, 10);
+		if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		rm_tree(dirfd(d), n, 2);
+	}
+	closedir(d);
 }

@@ -39,6 +39,9 @@ struct cg_dev {
  * NAME under ainit's own cgroup and enable what controllers exist. */
 int cg_open_base(struct cg_base *b, const char *name, struct ai_err *e);
 void cg_close_base(struct cg_base *b);
+/* Remove the empty leftovers of ainit processes that were SIGKILLed
+ * (ainit.PID, ainit-sandbox.PID beside our base whose PID is gone). */
+void cg_sweep_stale(const struct cg_base *b);
 
 /* Make (or reuse, empty) the group's directory; returns its dirfd. */
 int cg_create(struct cg_base *b, const char *group, struct ai_err *e);

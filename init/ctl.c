@@ -99,6 +99,9 @@ static void cmd_status(struct ai_state *st, const struct ctl_req *rq, struct jw 
 	jw_kbool(w, "pid1", st->pid1);
 	jw_kstr(w, "degraded", st->degraded[0] ? st->degraded : NULL);
 	jw_kint(w, "uptime_ms", (long long)(now - st->started_ms));
+	/* CLOCK_MONOTONIC: as PID 1 about the ms since the kernel started, so that
+	 * a host can tell boot timings (now - an agent's since_ms) in the guest's time */
+	jw_kint(w, "clock_ms", (long long)now);
 	/* inside sandboxed groups orphans land on the group's holder */
 	jw_kint(w, "orphans_reaped",
 		(long long)(st->orphans_reaped + (st->sbx ? sbx_sup_orphans(st->sbx) : 0)));

@@ -390,6 +390,21 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 			if (mkdir_p(sp) < 0)
 				return ai_fail(e, "sandbox", "mkdir", errno, "group %s: volume %s: %s",
 					       s->name, m->source, sp);
+			/* ... owned by the group's user, who writes there (redis --dir /data
+			 * as user agent); an existing volume's owner is left alone. */
+			if (g->user && strcmp(g->user, "root")) {
+				uid_t vu;
+				gid_t vg, vgs[1];
+				int nvg = 1;
+				char home[PATH_MAX];
+				if ((r = sbx_resolve_user(s, "volume", g->user, &vu, &vg, vgs, &nvg, home,
+							  sizeof home, e)) < 0)
+					return r;
+				if (chown(sp, vu, vg) < 0)
+					return ai_fail(e, "sandbox", "chown", errno,
+						       "group %s: volume %s: %s to %s", s->name,
+						       m->source, sp, g->user);
+			}
 		}
 		if (stat(sp, &sb) < 0)
 			return ai_fail(e, "sandbox", "stat", errno, "group %s: volume %s: %s does not exist",

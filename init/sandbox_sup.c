@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -58,7 +59,9 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 		snprintf(name, sizeof name, "ainit");
 	else
 		snprintf(name, sizeof name, "ainit.%d", (int)getpid());
-	if (cg_open_base(x->cg, name, &ce) < 0) {
+	if (cg_open_base(x->cg, name, &ce) == 0) {
+		cg_sweep_stale(x->cg); /* what SIGKILLed predecessors left */
+	} else {
 		log_warn("sandbox", NULL, "%s: groups run without a cgroup (no limits, no device program)",
 			 ce.msg);
 		free(x->cg);
@@ -69,8 +72,43 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 	return 0;
 }
 
+/* runc leaves a container's state (/run/runc/ID, its cgroups) behind when
+ * it is SIGKILLed at a stop timeout: at the end, delete every container
+ * this supervisor started (ids ainit-AGENT-PID-N). Blocking is fine here:
+ * supervision is over. */
+static void runc_cleanup(const struct sbx_sup *x)
+{
+	char tag[32], line[256];
+	if (!x->seq)
+		return;
+	snprintf(tag, sizeof tag, "-%d-", (int)getpid());
+	FILE *f = popen("runc list -q 2>/dev/null", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (strncmp(line, "ainit-", 6) || !strstr(line, tag))
+			continue;
+		pid_t p = fork();
+		if (p == 0) {
+			int dn = open("/dev/null", O_WRONLY | O_CLOEXEC);
+			if (dn >= 0) {
+				dup2(dn, 1);
+				dup2(dn, 2);
+			}
+			execlp("runc", "runc", "delete", "-f", line, (char *)NULL);
+			_exit(127);
+		}
+		if (p > 0)
+			while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+				;
+	}
+	pclose(f);
+}
+
 void sbx_sup_fini(struct sbx_sup *x)
 {
+	runc_cleanup(x);
 	for (int i = 0; i < x->ngroups; i++)
 		if (x->groups[i].holder)
 			sbx_teardown(&x->groups[i]);

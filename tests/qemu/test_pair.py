@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import textwrap
+import time
 
 from conftest import Guest, build_image
 
@@ -72,9 +73,15 @@ def test_pair_remote_dependency(tmp_path):
         assert re.search(r"eth0: up, 192\.168\.50\.10/24", a.console_text()), a.console_text()
         # the dependency was asked of MainPC over the link
         assert "mainpc:registry: remote agent is healthy (192.168.50.10:9400)" in b.console_text()
-        r = b.ctl("--json", "logs", "waiter", "-n", "5", timeout=30)
-        assert r.returncode == 0, r.stderr
-        assert re.search(r"pair: 192\.168\.50\.10\s+mainpc", json.loads(r.stdout)["text"]), r.stdout
+        # its first line may still be on its way to the log ring
+        end = time.monotonic() + 60
+        while True:
+            r = b.ctl("--json", "logs", "waiter", "-n", "5", timeout=30)
+            assert r.returncode == 0, r.stderr
+            if re.search(r"pair: 192\.168\.50\.10\s+mainpc", json.loads(r.stdout)["text"]):
+                break
+            assert time.monotonic() < end, f"waiter never logged the hosts entry: {r.stdout}"
+            time.sleep(0.3)
         for g in (b, a):
             assert g.ctl("poweroff", timeout=30).returncode == 0
             assert g.wait_exit(60) == 0, g.console_text()
