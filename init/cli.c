@@ -218,6 +218,9 @@ static int print_status(const struct jparse *p, int root, bool print)
 			snprintf(note, sizeof note, "restart in %s; last: %s", d, str(p, i, "reason"));
 		} else if (json_get_str(p, i, "reason") && strcmp(state, "healthy"))
 			snprintf(note, sizeof note, "%s", str(p, i, "reason"));
+		else if (json_get_str(p, i, "dep_down"))
+			snprintf(note, sizeof note, "dependency %.200s is not healthy",
+				 str(p, i, "dep_down"));
 		if (print)
 			printf("%-20s %-28s %-9s %-9s %7s %8s %8lld  %-11s %s\n", str(p, i, "group"),
 			       str(p, i, "name"), state, health, pids, up, num(p, i, "restarts"),

@@ -368,27 +368,51 @@ static void parse_stop(struct loader *L, const struct ct_node *n, struct cfg_sto
 	}
 }
 
+/* depends_on: [NAME, HOST:NAME, {name: NAME, restart: true}, ...] */
 static void parse_deps(struct loader *L, const struct ct_node *n, struct cfg_deps *deps)
 {
 	struct ai_arena *a = &L->c->arena;
-	struct cfg_strv sv = {0};
-	if (!get_strv(L, n, "depends_on", &sv))
+	size_t cnt = n->kind == CT_SEQ ? n->n : 1;
+	if (n->kind == CT_NULL)
 		return;
-	deps->v = ai_arena_alloc(a, (size_t)(sv.n + 1) * sizeof *deps->v);
+	if (n->kind != CT_SEQ && n->kind != CT_SCALAR) {
+		err(L, n, "type", "depends_on must be a list of names");
+		return;
+	}
+	deps->v = ai_arena_alloc(a, (cnt + 1) * sizeof *deps->v);
 	if (!deps->v)
 		return;
-	for (int i = 0; i < sv.n; i++) {
+	for (size_t i = 0; i < cnt; i++) {
+		const struct ct_node *it = n->kind == CT_SEQ ? n->items[i] : n;
+		const struct ct_node *nm = it;
+		bool restart = false;
+		if (it->kind == CT_MAP) {
+			const struct ct_node *r = ct_get(it, "restart");
+			check_keys(L, it, KEYS("name", "restart"), "a dependency");
+			nm = ct_get(it, "name");
+			if (!nm) {
+				err(L, it, "missing-key", "a dependency written as a mapping needs name");
+				continue;
+			}
+			if (r && !get_bool(L, r, "restart", &restart))
+				continue;
+		}
+		if (nm->kind != CT_SCALAR) {
+			err(L, nm, "type", "depends_on: a dependency is a name or {name: NAME, restart: true}");
+			continue;
+		}
 		struct cfg_dep *d = &deps->v[deps->n++];
-		const char *colon = strchr(sv.v[i], ':');
-		d->name = sv.v[i];
-		d->pos = sv.pos[i];
+		const char *colon = strchr(nm->value, ':');
+		d->name = nm->value;
+		d->pos = nm->pos;
 		d->index = -1;
+		d->restart = restart;
 		if (colon) {
 			d->kind = DEP_REMOTE;
-			d->host = ai_arena_strndup(a, sv.v[i], (size_t)(colon - sv.v[i]));
+			d->host = ai_arena_strndup(a, nm->value, (size_t)(colon - nm->value));
 			d->target = colon + 1;
 		} else {
-			d->target = sv.v[i];
+			d->target = nm->value;
 		}
 	}
 }

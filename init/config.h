@@ -75,6 +75,8 @@ struct cfg_dep {
 	struct cfg_pos pos;
 	int kind;           /* resolved by cfg_resolve() */
 	int index;          /* agent or group index; -1 unresolved/remote */
+	bool restart;       /* live edge: restart the dependant when this
+			     * dependency restarts or turns unhealthy */
 };
 
 struct cfg_deps {

@@ -68,6 +68,23 @@ static void put_agent(struct ai_state *st, struct jw *w, const struct sup_agent 
 	jw_kint(w, "port", c->port);
 	jw_kint(w, "health_port", c->health_port);
 	jw_kbool(w, "required", c->required);
+	/* live edges: which dependency is down under a running agent, and
+	 * what each edge does when its dependency leaves healthy */
+	jw_kstr(w, "dep_down", a->pid > 0 ? sup_dep_down(st, a) : NULL);
+	jw_key(w, "deps");
+	jw_arr_begin(w);
+	const struct cfg_deps *lists[2] = {&c->deps, &st->cfg->groups[c->group].deps};
+	for (int l = 0; l < 2; l++)
+		for (int i = 0; i < lists[l]->n; i++) {
+			const struct cfg_dep *d = &lists[l]->v[i];
+			if (d->kind == DEP_GROUP && d->index == c->group)
+				continue;
+			jw_obj_begin(w);
+			jw_kstr(w, "name", d->name);
+			jw_kstr(w, "on_failure", d->restart ? "restart" : "keep-running");
+			jw_obj_end(w);
+		}
+	jw_arr_end(w);
 	jw_obj_end(w);
 }
 

@@ -44,7 +44,7 @@ const char *sup_health_name(enum sup_health h)
 const char *sup_reason_name(enum sup_reason r)
 {
 	static const char *const n[] = {"",	  "exit-code",	"signal",   "exec",	"burst",
-					"unhealthy", "ctl-stop", "shutdown", "stop-timeout"};
+					"unhealthy", "ctl-stop", "shutdown", "stop-timeout", "dependency"};
 	return n[r];
 }
 
@@ -111,7 +111,10 @@ static bool agent_ready(const struct sup_agent *a)
 }
 
 /* All dependencies healthy? Sets a->waiting_for to the first that is not. */
-static bool deps_ready(struct ai_state *st, struct sup_agent *a)
+static void dispatch(struct ai_state *st, struct sup_agent *a, enum sup_event ev);
+
+/* The first dependency of a that is not healthy (its name), or NULL. */
+static const char *first_unready(struct ai_state *st, const struct sup_agent *a)
 {
 	const struct ai_config *c = st->cfg;
 	const struct cfg_deps *lists[2] = {&a->cfg->deps, &c->groups[a->cfg->group].deps};
@@ -119,35 +122,80 @@ static bool deps_ready(struct ai_state *st, struct sup_agent *a)
 		for (int i = 0; i < lists[l]->n; i++) {
 			const struct cfg_dep *d = &lists[l]->v[i];
 			if (d->kind == DEP_AGENT) {
-				if (!agent_ready(&st->agents[d->index])) {
-					a->waiting_for = d->target;
-					return false;
-				}
+				if (!agent_ready(&st->agents[d->index]))
+					return d->target;
 			} else if (d->kind == DEP_GROUP) {
 				const struct cfg_group *g = &c->groups[d->index];
 				if (d->index == a->cfg->group)
 					continue;
 				for (int k = 0; k < g->nagents; k++)
-					if (!agent_ready(&st->agents[g->first_agent + k])) {
-						a->waiting_for = st->agents[g->first_agent + k].cfg->name;
-						return false;
-					}
+					if (!agent_ready(&st->agents[g->first_agent + k]))
+						return st->agents[g->first_agent + k].cfg->name;
 			} else if (!probe_remote_ready(st, d)) {
 				/* Remote HOST:AGENT: healthy only once probed over the
 				 * network (probe.c); until then we wait. */
-				a->waiting_for = d->name;
-				return false;
+				return d->name;
 			}
 		}
-	a->waiting_for = NULL;
-	return true;
+	return NULL;
+}
+
+/* All dependencies healthy? Sets a->waiting_for to the first that is not. */
+static bool deps_ready(struct ai_state *st, struct sup_agent *a)
+{
+	a->waiting_for = first_unready(st, a);
+	return a->waiting_for == NULL;
+}
+
+const char *sup_dep_down(struct ai_state *st, const struct sup_agent *a)
+{
+	return st->cfg ? first_unready(st, a) : NULL;
+}
+
+/* The edge from x to y, when x depends on agent y with restart: true. */
+static const struct cfg_dep *restart_edge(const struct ai_state *st, int x, int y)
+{
+	const struct cfg_agent *ax = &st->cfg->agents[x], *ay = &st->cfg->agents[y];
+	const struct cfg_deps *lists[2] = {&ax->deps, &st->cfg->groups[ax->group].deps};
+	for (int l = 0; l < 2; l++) {
+		if (l == 1 && ay->group == ax->group)
+			break; /* group edges do not bind agents of the same group */
+		for (int i = 0; i < lists[l]->n; i++) {
+			const struct cfg_dep *d = &lists[l]->v[i];
+			if (d->restart && ((d->kind == DEP_AGENT && d->index == y) ||
+					   (d->kind == DEP_GROUP && d->index == ay->group)))
+				return d;
+		}
+	}
+	return NULL;
+}
+
+/* A dependency left `healthy` (it exited, restarts or failed its checks):
+ * dependants whose edge says restart go down now and start again once it
+ * is healthy; the others keep running and status names the dependency. */
+static void on_dependency_down(struct ai_state *st, struct sup_agent *dep)
+{
+	for (int i = 0; i < st->nagents; i++) {
+		struct sup_agent *b = &st->agents[i];
+		const struct cfg_dep *d;
+		if (!running(b) || b->state == SUP_STOPPING || !b->want_up)
+			continue;
+		if (!(d = restart_edge(st, i, dep->idx)))
+			continue;
+		log_info("supervise", b->cfg->name, "dependency %s left healthy (%s); restarting",
+			 dep->cfg->name, sup_state_name(dep->state));
+		b->reason = SR_DEPENDENCY;
+		snprintf(b->reason_text, sizeof b->reason_text, "restarted: dependency %s left healthy",
+			 dep->cfg->name);
+		b->restart_pending = true;
+		dispatch(st, b, SUP_EV_STOP);
+	}
 }
 
 static void on_timer(struct ai_state *st, struct loop_timer *t);
 static void on_pidfd(struct ai_state *st, struct loop_src *src, uint32_t ev);
 static void on_execfd(struct ai_state *st, struct loop_src *src, uint32_t ev);
 
-static void dispatch(struct ai_state *st, struct sup_agent *a, enum sup_event ev);
 
 static void close_exec(struct ai_state *st, struct sup_agent *a)
 {
@@ -444,9 +492,11 @@ static void set_state(struct ai_state *st, struct sup_agent *a, enum sup_state s
 		a->healthy_since_ms = a->state_since_ms;
 	log_debug("supervise", a->cfg->name, "%s -> %s", sup_state_name(old), sup_state_name(s));
 	probe_on_state(st, a); /* start or end health checks */
-	/* Transitions that can unblock others. */
+	/* Transitions that can unblock others, or take them down. */
 	if (st->phase == PHASE_RUN && (s == SUP_HEALTHY || s == SUP_EXITED))
 		try_start_waiting(st);
+	if (st->phase == PHASE_RUN && old == SUP_HEALTHY)
+		on_dependency_down(st, a);
 	if (st->phase == PHASE_STOPPING && !running(a))
 		shutdown_step(st);
 }

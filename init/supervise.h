@@ -51,7 +51,7 @@ enum sup_event {
 /* Why an agent last stopped or failed: data, shown by status. */
 enum sup_reason {
 	SR_NONE, SR_EXIT_CODE, SR_SIGNAL, SR_EXEC, SR_BURST, SR_UNHEALTHY,
-	SR_CTL_STOP, SR_SHUTDOWN, SR_STOP_TIMEOUT,
+	SR_CTL_STOP, SR_SHUTDOWN, SR_STOP_TIMEOUT, SR_DEPENDENCY,
 };
 
 enum sup_health { SH_UNKNOWN, SH_STARTING, SH_HEALTHY, SH_UNHEALTHY };
@@ -104,6 +104,9 @@ void sup_deps_changed(struct ai_state *st);
 void sup_probe_result(struct ai_state *st, struct sup_agent *a, bool ok);
 /* An agent that is `failed` or required and not healthy. */
 bool sup_any_failed(const struct ai_state *st);
+/* The first dependency of a running agent that is not healthy now (a
+ * dependency that restarted or turned unhealthy after a started), or NULL. */
+const char *sup_dep_down(struct ai_state *st, const struct sup_agent *a);
 
 const char *sup_state_name(enum sup_state s);
 const char *sup_health_name(enum sup_health h);
