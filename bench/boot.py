@@ -12,7 +12,12 @@ DESIGN 11 target: ratio <= 1.5.
            the guest's clock (status clock_ms: when the last agent became
            healthy, ms since the guest kernel started)
 
-Rounds alternate anchor and mainpc; medians are printed with every sample.
+  flat     the same image with one more override that empties every
+           depends_on: all 62 processes start at once, no ordering; what the
+           same work costs in this guest without the dependency graph (the
+           floor the ordered boot can approach), host and guest clock
+
+Rounds alternate anchor, mainpc and flat; medians are printed with every sample.
 Run from the tree:  bench/boot.py [--rounds 3] [--ainit build/ainit] [--image build/mainpc]
 No assertions: figures and the ratio are printed.
 """
@@ -71,6 +76,28 @@ def make_bare(imagedir, out):
     shutil.copyfile(os.path.join(imagedir, "vmlinuz"), os.path.join(out, "vmlinuz"))
 
 
+def make_flat(a, out):
+    """The MainPC image again, with a last override that drops every
+    dependency (groups and agents)."""
+    import yaml
+    with open(os.path.join(ROOT, "configs", "mainpc.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    flat = {"groups": {g: {"depends_on": [], "agents": {n: {"depends_on": []} for n in body["agents"]}}
+                       for g, body in cfg["groups"].items()}}
+    path = os.path.join(out, "flat.yaml")
+    os.makedirs(out, exist_ok=True)
+    with open(path, "w") as f:
+        f.write("# bench/boot.py: no dependencies at all\n")
+        yaml.safe_dump(flat, f, sort_keys=False)
+    r = subprocess.run([os.path.join(ROOT, "image", "build"), "--ainit", a.ainit,
+                        "--kernel-cache", os.path.join(ROOT, "build", "kernel"),
+                        "--override", a.stub, "--override", path,
+                        os.path.join(ROOT, "configs", "mainpc.yaml"), out],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"image/build (flat) failed: {r.stdout}{r.stderr}")
+
+
 def qemu_cmd(d, a):
     return [QEMU, "--timeout", "300", "--user-net", "--smp", str(a.smp), "--mem", str(a.mem),
             "--kvm-cache", os.path.join(ROOT, "build", "kernel"), d]
@@ -126,6 +153,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ainit", default=os.path.join(ROOT, "build", "ainit"))
     ap.add_argument("--image", default=os.path.join(ROOT, "build", "mainpc"))
+    ap.add_argument("--stub", default=os.path.join(ROOT, "build", "stub-mainpc.yaml"),
+                    help="the stub override the image was built with (for the flat image)")
+    ap.add_argument("--no-flat", action="store_true", help="skip the flat (no dependencies) boot")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem", type=int, default=512)
@@ -141,9 +171,12 @@ def main():
         os.makedirs(run)
         for f in ("vmlinuz", "initramfs"):
             shutil.copyfile(os.path.join(a.image, f), os.path.join(run, f))
+        flatdir = os.path.join(tmp, "flat")
+        if not a.no_flat:
+            make_flat(a, flatdir)
         sizes = {n: os.path.getsize(os.path.join(d, "initramfs")) // 1024 for n, d in
                  (("bare", bare), ("mainpc", run))}
-        anchor, host, guest, pid1 = [], [], [], []
+        anchor, host, guest, pid1, fhost, fguest = [], [], [], [], [], []
         accel = "?"
         for i in range(a.rounds):
             t, err = boot_bare(bare, a)
@@ -153,8 +186,14 @@ def main():
             host.append(h)
             guest.append(g)
             pid1.append(p)
-            print(f"round {i + 1}: bare boot+poweroff {t:.2f} s; mainpc {n} agents healthy "
-                  f"{h:.2f} s (host), {g:.2f} s (guest clock; PID 1 at {p:.2f} s)", flush=True)
+            line = (f"round {i + 1}: bare boot+poweroff {t:.2f} s; mainpc {n} agents healthy "
+                    f"{h:.2f} s (host), {g:.2f} s (guest clock; PID 1 at {p:.2f} s)")
+            if not a.no_flat:
+                fh, fg, _, _ = boot_mainpc(flatdir, a)
+                fhost.append(fh)
+                fguest.append(fg)
+                line += f"; flat {fh:.2f} s (host), {fg:.2f} s (guest)"
+            print(line, flush=True)
         ma, mh, mg = statistics.median(anchor), statistics.median(host), statistics.median(guest)
         print(f"accelerator {accel}, {a.smp} vCPUs, {a.mem} MiB; initramfs bare {sizes['bare']} KiB, "
               f"mainpc {sizes['mainpc']} KiB")
@@ -162,6 +201,11 @@ def main():
               f"({', '.join(f'{x:.2f}' for x in anchor)})")
         print(f"mainpc: QEMU start -> all healthy, median {mh:.2f} s (host clock), "
               f"{mg:.2f} s (guest clock; PID 1 started at {statistics.median(pid1):.2f} s)")
+        if fhost:
+            fh, fg = statistics.median(fhost), statistics.median(fguest)
+            print(f"flat (no dependencies): QEMU start -> all healthy, median {fh:.2f} s (host clock), "
+                  f"{fg:.2f} s (guest clock); ratio flat/anchor {fh / ma:.2f}x, "
+                  f"mainpc/flat {mh / fh:.2f}x")
         print(f"ratio mainpc/anchor: {mh / ma:.2f}x (DESIGN 11 target <= 1.5x)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
