@@ -55,4 +55,4 @@ flash:
 
 # What tests/qemu needs: ainit (host side client and the guest's init) and
 # the demo image; the tests build their other images themselves.
-QEMU_TEST_DEPS += $(BUILD)/ainit $(DEMO_DIR)/initramfs $(MAINPC_DIR)/initramfs
+QEMU_TEST_DEPS += $(BUILD)/ainit $(DEMO_DIR)/initramfs $(MAINPC_DIR)/initramfs $(PC2_DIR)/initramfs
