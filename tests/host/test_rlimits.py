@@ -59,3 +59,17 @@ def test_bad_rlimits(tmp_path):
     assert r.returncode == 1
     assert 'unknown key "nofiles" in rlimits; did you mean "nofile"?' in r.stderr
     assert 'core: bad size "lots"' in r.stderr
+
+
+def test_oci_bundle_carries_group_limits(tmp_path):
+    import json
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "bundle"
+    r = subprocess.run([AINIT, "export", "oci", str(cfg), "g", "-o", str(out)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rl = {x["type"]: (x["soft"], x["hard"])
+          for x in json.loads((out / "config.json").read_text())["process"]["rlimits"]}
+    assert rl == {"RLIMIT_NOFILE": (1000, 1000), "RLIMIT_CORE": (0, 0),
+                  "RLIMIT_NPROC": (5000, 5000)}
