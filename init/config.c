@@ -423,6 +423,30 @@ static void parse_caps_or_strv(struct loader *L, const struct ct_node *v, const 
 	get_strv(L, v, what, out);
 }
 
+static const char *const rlimit_names[RL_N] = {"nofile", "nproc", "core", "memlock", "stack"};
+
+/* rlimits: {nofile: 65536, core: 0, memlock: unlimited, stack: 8MiB} */
+static void parse_rlimits(struct loader *L, const struct ct_node *n, struct cfg_rlimits *rl)
+{
+	if (!is_map(L, n, "rlimits"))
+		return;
+	check_keys(L, n, KEYS("nofile", "nproc", "core", "memlock", "stack"), "rlimits");
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = ct_key(n, i)->value;
+		const struct ct_node *v = ct_val(n, i);
+		for (int r = 0; r < RL_N; r++) {
+			if (strcmp(k, rlimit_names[r]))
+				continue;
+			if (v->kind == CT_SCALAR && !strcmp(v->value, "unlimited"))
+				rl->v[r] = INT64_MAX;
+			else if (r == RL_NOFILE || r == RL_NPROC)
+				get_int(L, v, k, 0, 1 << 30, &rl->v[r]);
+			else if (get_size(L, v, k, &rl->v[r]) && rl->v[r] < 0)
+				rl->v[r] = INT64_MAX; /* "max" */
+		}
+	}
+}
+
 /* Settings shared by defaults, groups and agents. */
 struct common {
 	const char *user;
@@ -435,11 +459,14 @@ struct common {
 	struct cfg_strv caps;
 	bool caps_set;
 	int network, runtime, on_unhealthy;
+	struct cfg_rlimits rl;
 };
 
 static void common_unset(struct common *c)
 {
 	memset(c, 0, sizeof *c);
+	for (int i = 0; i < RL_N; i++)
+		c->rl.v[i] = CFG_UNSET;
 	restart_unset(&c->restart);
 	health_unset(&c->health);
 	c->stop.signal = CFG_UNSET;
@@ -491,6 +518,8 @@ static bool parse_common(struct loader *L, const char *k, const struct ct_node *
 			c->runtime = RT_RUNC;
 		else
 			err(L, v, "bad-value", "runtime must be native or runc, not \"%s\"", s);
+	} else if (!strcmp(k, "rlimits")) {
+		parse_rlimits(L, v, &c->rl);
 	} else if (!strcmp(k, "on_unhealthy")) {
 		const char *s = get_str(L, v, "on_unhealthy");
 		if (!s)
@@ -670,7 +699,8 @@ static void parse_agent(struct loader *L, const struct ct_node *kn, const struct
 	if (!is_map(L, n, "an agent"))
 		return;
 	check_keys(L, n, KEYS("command", "working_dir", "environment", "user", "port", "health_port",
-			      "health", "restart", "stop", "depends_on", "required", "on_unhealthy"),
+			      "health", "restart", "stop", "depends_on", "required", "on_unhealthy",
+			      "rlimits"),
 		   "agent");
 	for (size_t i = 0; i < n->n; i++) {
 		const char *k = ct_key(n, i)->value;
@@ -712,6 +742,10 @@ static void parse_agent(struct loader *L, const struct ct_node *kn, const struct
 			      : gc->stop.timeout_ms != CFG_UNSET	 ? gc->stop.timeout_ms
 			      : dflt->stop.timeout_ms != CFG_UNSET ? dflt->stop.timeout_ms
 								   : 10000;
+	for (int r = 0; r < RL_N; r++)
+		ag->rlimits.v[r] = ac.rl.v[r] != CFG_UNSET   ? ac.rl.v[r]
+				   : gc->rl.v[r] != CFG_UNSET ? gc->rl.v[r]
+							      : dflt->rl.v[r];
 	ag->on_unhealthy = ac.on_unhealthy != OU_UNSET	 ? ac.on_unhealthy
 			   : gc->on_unhealthy != OU_UNSET ? gc->on_unhealthy
 			   : dflt->on_unhealthy != OU_UNSET ? dflt->on_unhealthy
@@ -749,7 +783,7 @@ static void parse_group(struct loader *L, const struct ct_node *kn, const struct
 		goto resolve;
 	check_keys(L, n, KEYS("agents", "depends_on", "network", "user", "resources", "volumes",
 			      "devices", "gpu", "seccomp", "capabilities", "runtime", "environment",
-			      "read_only_root", "restart", "health", "stop", "on_unhealthy"),
+			      "read_only_root", "restart", "health", "stop", "on_unhealthy", "rlimits"),
 		   "group");
 	for (size_t i = 0; i < n->n; i++) {
 		const char *k = ct_key(n, i)->value;
@@ -801,6 +835,8 @@ resolve:
 	g->seccomp = gc.seccomp ? gc.seccomp : dflt->seccomp ? dflt->seccomp : "default";
 	g->caps = gc.caps_set ? gc.caps : dflt->caps;
 	g->env = gc.env;
+	for (int r = 0; r < RL_N; r++)
+		g->rlimits.v[r] = gc.rl.v[r] != CFG_UNSET ? gc.rl.v[r] : dflt->rl.v[r];
 }
 
 static size_t count_agents(const struct ct_node *groups)
@@ -947,7 +983,7 @@ static void parse_root(struct loader *L, const struct ct_node *root)
 		parse_appliance(L, n);
 	if ((n = ct_get(root, "defaults")) && is_map(L, n, "defaults")) {
 		check_keys(L, n, KEYS("user", "restart", "health", "stop", "seccomp", "capabilities",
-				      "environment", "network", "runtime", "on_unhealthy"),
+				      "environment", "network", "runtime", "on_unhealthy", "rlimits"),
 			   "defaults");
 		for (size_t i = 0; i < n->n; i++)
 			parse_common(L, ct_key(n, i)->value, ct_val(n, i), &dflt);

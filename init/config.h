@@ -111,6 +111,14 @@ struct cfg_gpu {
 	struct cfg_pos pos;
 };
 
+/* Resource limits applied to each agent before it drops privileges:
+ * soft = hard; CFG_UNSET = inherit from the supervisor; -1 stays "unset",
+ * RLIM_INFINITY is written as "unlimited". */
+enum cfg_rlimit { RL_NOFILE, RL_NPROC, RL_CORE, RL_MEMLOCK, RL_STACK, RL_N };
+struct cfg_rlimits {
+	int64_t v[RL_N];    /* CFG_UNSET or the value; INT64_MAX = unlimited */
+};
+
 struct cfg_agent {
 	const char *name;
 	struct cfg_pos pos;
@@ -128,6 +136,7 @@ struct cfg_agent {
 	struct cfg_deps deps;       /* own depends_on (group's added by resolve) */
 	bool required;
 	int on_unhealthy;
+	struct cfg_rlimits rlimits; /* resolved: agent > group > defaults */
 };
 
 struct cfg_group {
@@ -147,6 +156,7 @@ struct cfg_group {
 	int runtime;            /* resolved */
 	bool read_only_root;
 	struct cfg_env env;     /* group-level (already merged into agents) */
+	struct cfg_rlimits rlimits; /* group > defaults (agents may override) */
 	int first_agent, nagents; /* agents of a group are contiguous */
 };
 

@@ -96,6 +96,13 @@ void jw_int(struct jw *w, long long v)
 	put(w, b, (size_t)snprintf(b, sizeof b, "%lld", v));
 }
 
+void jw_uint(struct jw *w, unsigned long long v)
+{
+	char b[32];
+	comma(w);
+	put(w, b, (size_t)snprintf(b, sizeof b, "%llu", v));
+}
+
 void jw_bool(struct jw *w, bool v) { comma(w); jw_raw(w, v ? "true" : "false"); }
 void jw_null(struct jw *w) { comma(w); jw_raw(w, "null"); }
 void jw_kstr(struct jw *w, const char *k, const char *v) { jw_key(w, k); jw_str(w, v); }

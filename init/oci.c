@@ -254,6 +254,28 @@ int oci_config(const struct ai_config *c, int gi, const struct oci_opts *o, char
 	caps_list(&w, "ambient", caps);
 	jw_obj_end(&w);
 	jw_kbool(&w, "noNewPrivileges", true);
+	{
+		/* the group's limits (runc applies them before exec, as we do) */
+		static const char *const rl[RL_N] = {"RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CORE",
+						     "RLIMIT_MEMLOCK", "RLIMIT_STACK"};
+		jw_key(&w, "rlimits");
+		jw_arr_begin(&w);
+		for (int i = 0; i < RL_N; i++) {
+			int64_t v = g->rlimits.v[i];
+			if (v == CFG_UNSET)
+				continue;
+			/* OCI has no "unlimited": RLIM_INFINITY is the all-ones value */
+			unsigned long long n = v == INT64_MAX ? ~0ULL : (unsigned long long)v;
+			jw_obj_begin(&w);
+			jw_kstr(&w, "type", rl[i]);
+			jw_key(&w, "hard");
+			jw_uint(&w, n);
+			jw_key(&w, "soft");
+			jw_uint(&w, n);
+			jw_obj_end(&w);
+		}
+		jw_arr_end(&w);
+	}
 	jw_obj_end(&w);
 
 	jw_key(&w, "root");

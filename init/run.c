@@ -84,7 +84,7 @@ static void on_signal(struct ai_state *st, struct loop_src *src, uint32_t ev)
 			begin_stop(st, st->pid1 ? FINAL_REBOOT : FINAL_EXIT, "SIGINT");
 			break;
 		case SIGHUP:
-			log_info("run", NULL, "SIGHUP ignored (reload comes with `ainit ctl reload`)");
+			log_info("run", NULL, "SIGHUP ignored: this ainit has no live reload; restart it to apply a changed config");
 			break;
 		default:
 			break;

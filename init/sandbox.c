@@ -765,7 +765,8 @@ static int enter_sandbox(const struct sbx_group *s, const char *agent, uid_t uid
 {
 	if (setns(s->holder_pidfd, s->nsflags) < 0)
 		return ai_fail(e, "sandbox", "setns", errno, "group %s: agent %s", s->name, agent);
-	/* 1. rlimits: none in schema v1 beyond what the supervisor has. */
+	/* 1. rlimits: set before this, by the process that forked us
+	 *    (spawn.c for agents, agent_main for `ainit sandbox`). */
 	/* 2. no_new_privs: nothing exec'd may gain privileges (setuid bits,
 	 *    file capabilities); seccomp needs it once caps are gone. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -817,6 +818,13 @@ static void __attribute__((noreturn)) agent_main(const struct sbx_group *s, cons
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&empty);
+	{
+		/* the agent's limits when it names one, else the group's */
+		int ai = x->agent ? cfg_find_agent(s->cfg, x->agent) : -1;
+		if (spawn_rlimits(ai >= 0 ? &s->cfg->agents[ai].rlimits
+					  : &s->cfg->groups[s->gi].rlimits, &e) < 0)
+			child_fail(wfd, &e, 125);
+	}
 	if (enter_sandbox(s, agent, uid, gid, groups, ngroups, &e) < 0)
 		child_fail(wfd, &e, 127);
 	if (chdir(x->cwd ? x->cwd : "/") < 0) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,6 +38,26 @@ static int move_fd(int from, int to)
 
 /* execvp without its fallback of running a non-executable file with
  * /bin/sh: a file that is not executable is an error (126), as in runc. */
+int spawn_rlimits(const struct cfg_rlimits *rl, struct ai_err *e)
+{
+	static const struct { int res; const char *name; } map[RL_N] = {
+		[RL_NOFILE] = {RLIMIT_NOFILE, "nofile"}, [RL_NPROC] = {RLIMIT_NPROC, "nproc"},
+		[RL_CORE] = {RLIMIT_CORE, "core"}, [RL_MEMLOCK] = {RLIMIT_MEMLOCK, "memlock"},
+		[RL_STACK] = {RLIMIT_STACK, "stack"},
+	};
+	for (int i = 0; i < RL_N; i++) {
+		struct rlimit lim;
+		if (rl->v[i] == CFG_UNSET)
+			continue;
+		lim.rlim_cur = lim.rlim_max =
+			rl->v[i] == INT64_MAX ? RLIM_INFINITY : (rlim_t)rl->v[i];
+		if (setrlimit(map[i].res, &lim) < 0)
+			return ai_fail(e, "spawn", "setrlimit", errno, "rlimits.%s %lld", map[i].name,
+				       (long long)rl->v[i]);
+	}
+	return 0;
+}
+
 void spawn_exec(const char *const *argv, char *const *envp)
 {
 	const char *path = NULL;
@@ -123,6 +144,10 @@ static __attribute__((noreturn)) void child(const struct spawn_req *r, int wfd, 
 			child_report(wfd, "dup2", errno, "stdio");
 			_exit(127);
 		}
+	if (r->rlimits && spawn_rlimits(r->rlimits, &e) < 0) {
+		child_report(wfd, e.step, e.errnum, e.msg);
+		_exit(125);
+	}
 	if (r->child_setup && r->child_setup(r->child_data, &e) < 0) {
 		child_report(wfd, e.step ? e.step : "setup", e.errnum, e.msg);
 		_exit(e.errnum == ENOENT ? 127 : e.errnum == EACCES ? 126 : 125);

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include "config.h"
 #include "err.h"
 
 struct sbx_group;
@@ -26,6 +27,7 @@ struct spawn_req {
 	int (*child_setup)(void *data, struct ai_err *e);
 	void *child_data;
 	int cgroup_fd;         /* >= 0: clone3(CLONE_INTO_CGROUP) */
+	const struct cfg_rlimits *rlimits; /* NULL: inherit ainit's */
 	/* Non-NULL: the child is born in this group sandbox's pid namespace
 	 * (sandbox.h; child_setup joins the rest). */
 	const struct sbx_group *sandbox;
@@ -44,6 +46,10 @@ struct spawn_fail {
 };
 
 int spawn_start(const struct spawn_req *r, struct spawn_result *out, struct ai_err *e);
+
+/* setrlimit() for every limit the config sets (soft = hard), first of the
+ * per-agent steps: later steps (dropping privileges) can only lower them. */
+int spawn_rlimits(const struct cfg_rlimits *rl, struct ai_err *e);
 
 /* execvp without its fallback of running a non-executable file with
  * /bin/sh: returns only on failure, errno set (ENOENT: not found anywhere

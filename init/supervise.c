@@ -219,6 +219,7 @@ static void do_start(struct ai_state *st, struct sup_agent *a)
 		.err_fd = logcap_err_fd(a),
 		.what = a->cfg->name,
 		.cgroup_fd = -1,
+		.rlimits = &a->cfg->rlimits,
 	};
 	if (!deps_ready(st, a)) {
 		set_state(st, a, SUP_WAITING);
