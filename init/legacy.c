@@ -149,16 +149,6 @@ static int nx_put(struct lg_index *x, const char *name, int val)
 	return 0;
 }
 
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 /* A port: 7200, "7200", or the shell-style "${PORT_OFFSET}+7200". */
 static int read_port(struct reader *r, const struct ct_node *n, const char *what,
 		     const char *agent, bool *expr)
@@ -173,7 +163,7 @@ static int read_port(struct reader *r, const struct ct_node *n, const char *what
 		return 0;
 	}
 	const char *s = n->value, *plus;
-	if (s[0] == '$' && s[1] == '{' && (plus = strstr(s, "}+")) && all_digits(plus + 2)) {
+	if (s[0] == '$' && s[1] == '{' && (plus = strstr(s, "}+")) && ai_all_digits(plus + 2)) {
 		if (ai_parse_int(plus + 2, 1, 65535, &v) == 0) {
 			*expr = true;
 			diag_add(r->d, DIAG_WARNING, n->pos, "port-expression",

@@ -90,16 +90,6 @@ static char *field(char **p)
 	return s;
 }
 
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid_t *uid,
 		    gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen)
 {
@@ -109,12 +99,12 @@ int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid
 	const char *colon = strchr(name, ':');
 
 	snprintf(home, homelen, "/");
-	if (colon || all_digits(name)) { /* "uid" or "uid:gid" */
+	if (colon || ai_all_digits(name)) { /* "uid" or "uid:gid" */
 		char u[32], g[32] = "";
 		snprintf(u, sizeof u, "%.*s", (int)(colon ? colon - name : (long)strlen(name)), name);
 		if (colon)
 			snprintf(g, sizeof g, "%s", colon + 1);
-		if (!all_digits(u) || (colon && !all_digits(g)))
+		if (!ai_all_digits(u) || (colon && !ai_all_digits(g)))
 			return -EINVAL;
 		*uid = (uid_t)strtoul(u, NULL, 10);
 		*gid = colon ? (gid_t)strtoul(g, NULL, 10) : (gid_t)*uid;
@@ -137,7 +127,7 @@ int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid
 		char *u = field(&p), *g = field(&p);
 		field(&p); /* gecos */
 		char *h = field(&p);
-		if (!u || !g || !all_digits(u) || !all_digits(g))
+		if (!u || !g || !ai_all_digits(u) || !ai_all_digits(g))
 			return -EINVAL;
 		*uid = (uid_t)strtoul(u, NULL, 10);
 		*gid = (gid_t)strtoul(g, NULL, 10);
@@ -159,7 +149,7 @@ int sbx_lookup_user(const char *passwd, const char *group, const char *name, uid
 		field(&p); /* name */
 		field(&p); /* password */
 		char *g = field(&p), *mem = p;
-		if (!g || !mem || !all_digits(g))
+		if (!g || !mem || !ai_all_digits(g))
 			continue;
 		for (char *m = strtok(mem, ","); m; m = strtok(NULL, ",")) {
 			if (strcmp(m, who))

@@ -126,6 +126,16 @@ int ai_parse_size(const char *s, int64_t *out)
 	return -EINVAL;
 }
 
+bool ai_all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
 int ai_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
 	char *end;

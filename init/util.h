@@ -32,6 +32,8 @@ uint64_t ai_now_ms(void);
 int ai_parse_duration_ms(const char *s, int64_t *out);
 /* "512MiB", "2GiB", "1G", "100k", bare number = bytes; "max" = -1. */
 int ai_parse_size(const char *s, int64_t *out);
+/* Non-empty and only 0-9. */
+bool ai_all_digits(const char *s);
 /* Decimal integer in [lo, hi]; 0 or -EINVAL / -ERANGE. */
 int ai_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* "SIGTERM", "TERM", "15" -> 15; -EINVAL when unknown. */
