@@ -176,6 +176,7 @@ def test_clean_poweroff(guest, healthy):
     # Everything stopped on SIGTERM, nothing had to be killed; redis saved
     # its RDB to the redis_data volume (owned by user agent) and exited 0.
     assert "redis: exited with status 0" in text, text[-4000:]
+    assert "nats: exited with status 0" in text, text[-4000:]  # stop.signal SIGINT
     assert "sending SIGKILL" not in text, text[-4000:]
     for name in ("ServiceRegistry", "SystemDigitalTwin", "EmpathyAgent"):
         assert f"{name}: exited with status 0" in text, text[-4000:]
