@@ -188,8 +188,15 @@ static bool hold_or_drop(struct ai_state *st)
 static void on_stale(struct ai_state *st, struct loop_timer *t)
 {
 	(void)t;
-	if (st->vport.fd >= 0 && !host_here(&st->vport))
+	if (st->vport.fd < 0)
+		return;
+	if (!host_here(&st->vport))
 		drop(&st->vport);
+	else
+		/* The host connected but its SIGIO came before we listened for
+		 * it: without this, the held reply (and every read behind it)
+		 * would wait forever. */
+		service(st);
 }
 
 /* Write what is pending. Returns true when nothing is left. */
