@@ -25,6 +25,7 @@ static void usage(FILE *f)
 		   "                      `ainit run`: then exit)\n"
 		   "  logs AGENT [-n N] [-f]  the agent's last N lines (default 100); -f follows\n"
 		   "  health AGENT        last health checks: result, output, latency, schedule\n"
+		   "  events              follow state changes as they happen (--json: raw)\n"
 		   "  ping\n"
 		   "socket: --socket, $AINIT_SOCKET, or " CLI_DEFAULT_SOCKET "\n");
 }
@@ -232,13 +233,37 @@ static int print_status(const struct jparse *p, int root, bool print)
 	return rc;
 }
 
-/* logs -f: print each pushed {"log": LINE} until the server goes away. */
-static int follow_logs(int fd)
+/* One pushed object: a log line, or a state change. */
+static void print_pushed(const struct jparse *p, int root, const char *raw, bool json)
+{
+	const char *line = json_get_str(p, root, "log");
+	int ev = json_get(p, root, "event");
+	if (json) {
+		printf("%s\n", raw);
+	} else if (line) {
+		printf("%s\n", line);
+	} else if (ev >= 0) {
+		long long t = num(p, ev, "t_ms"), pid = num(p, ev, "pid");
+		const char *why = json_get_str(p, ev, "reason"), *wf = json_get_str(p, ev, "waiting_for");
+		printf("%+9.3fs %-20s %-28s %-9s -> %-9s", (double)t / 1000.0, str(p, ev, "group"),
+		       str(p, ev, "agent"), str(p, ev, "from"), str(p, ev, "to"));
+		if (pid > 0)
+			printf(" pid %lld", pid);
+		if (wf)
+			printf(" (waiting for %s)", wf);
+		else if (why && strcmp(str(p, ev, "to"), "healthy") && strcmp(str(p, ev, "to"), "starting"))
+			printf(" (%s)", why);
+		printf("\n");
+	}
+}
+
+/* logs -f, events: print each pushed object until the server goes away. */
+static int follow_stream(int fd, bool json)
 {
 	struct timeval tv = {0};
 	static char buf[CTL_MAX_REPLY];
 	size_t n = 0;
-	struct jv pool[16];
+	struct jv pool[64];
 	/* no receive timeout while following */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
 		return 1;
@@ -252,11 +277,11 @@ static int follow_logs(int fd)
 		char *start = buf, *nl;
 		while ((nl = memchr(start, '\n', (size_t)(buf + n - start)))) {
 			char sb[CTL_MAX_REQ];
-			struct jparse p = {.pool = pool, .cap = 16, .sbuf = sb, .scap = sizeof sb};
+			struct jparse p = {.pool = pool, .cap = 64, .sbuf = sb, .scap = sizeof sb};
+			*nl = 0;
 			int root = json_parse(&p, start, (size_t)(nl - start));
-			const char *line = root >= 0 ? json_get_str(&p, root, "log") : NULL;
-			if (line)
-				printf("%s\n", line);
+			if (root >= 0)
+				print_pushed(&p, root, start, json);
 			start = nl + 1;
 		}
 		fflush(stdout);
@@ -345,7 +370,8 @@ int cmd_ctl(int argc, char **argv)
 
 	size_t len;
 	AI_AUTOCLOSE int keep = -1;
-	AI_AUTOFREE char *reply = roundtrip(path, req, &len, follow ? &keep : NULL);
+	bool stream = follow || !strcmp(verb, "events");
+	AI_AUTOFREE char *reply = roundtrip(path, req, &len, stream ? &keep : NULL);
 	if (!reply)
 		return 1;
 	struct jparse p = {.cap = 1 << 16, .scap = len + 1};
@@ -374,8 +400,16 @@ int cmd_ctl(int argc, char **argv)
 		fputs(str(&p, root, "text"), stdout);
 		fflush(stdout);
 		if (keep >= 0)
-			return follow_logs(keep);
+			return follow_stream(keep, false);
 		return 0;
+	}
+	if (!strcmp(verb, "events")) {
+		if (json)
+			printf("%s\n", reply);
+		else
+			printf("%10s %-20s %-28s %-9s    %-9s\n", "TIME", "GROUP", "AGENT", "FROM", "TO");
+		fflush(stdout); /* a reader waits for this line before it acts */
+		return keep >= 0 ? follow_stream(keep, json) : 1;
 	}
 	if (!strcmp(verb, "health") && !json) {
 		print_health(&p, root);

@@ -205,6 +205,17 @@ static void cmd_health(struct ai_state *st, const struct ctl_req *rq, struct jw 
 	jw_obj_end(w);
 }
 
+static void cmd_events(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
+{
+	(void)st;
+	if (!rq->client) {
+		reply_error(w, "events: a stream, only over the control socket");
+		return;
+	}
+	rq->client->events = true;
+	jw_kbool(w, "ok", true);
+}
+
 static void begin_final(struct ai_state *st, enum ai_final f, struct jw *w)
 {
 	if (st->phase == PHASE_RUN) {
@@ -247,7 +258,7 @@ static const struct {
 	{"start", true, cmd_start},	 {"stop", true, cmd_stop},
 	{"restart", true, cmd_restart},	 {"poweroff", true, cmd_poweroff},
 	{"reboot", true, cmd_reboot},	 {"logs", false, cmd_logs},
-	{"health", false, cmd_health},
+	{"health", false, cmd_health},	 {"events", false, cmd_events},
 };
 
 static size_t handle_line(struct ai_state *st, const char *line, size_t len, bool admin,
@@ -325,6 +336,7 @@ static void client_close(struct ai_state *st, struct ctl_client *c)
 	c->inlen = c->outlen = c->outoff = 0;
 	c->skipping = false;
 	c->follow = -1;
+	c->events = false;
 }
 
 /* Write what is pending; returns false when the client was closed. */
@@ -359,7 +371,7 @@ static void client_line(struct ai_state *st, struct ctl_client *c, const char *l
 	}
 	c->outlen += handle_line(st, line, len, c->admin, c, c->out + c->outlen,
 				 CTL_MAX_REPLY - c->outlen);
-	if (c->follow >= 0) /* a follower is not idle while it waits for lines */
+	if (c->follow >= 0 || c->events) /* a follower is not idle while it waits */
 		loop_timer_disarm(&st->loop, &c->idle);
 }
 
@@ -404,11 +416,24 @@ static void on_client(struct ai_state *st, struct loop_src *src, uint32_t ev)
 			c->skipping = true;
 			c->inlen = 0;
 		}
-		if (c->follow < 0)
+		if (c->follow < 0 && !c->events)
 			loop_timer_arm_in(&st->loop, &c->idle, CTL_IDLE_MS);
 	}
 	if (c->outlen)
 		client_flush(st, c);
+}
+
+/* Append one pushed object (writer state in *w, already ended) to the
+ * client's output; a follower that does not keep up loses it, counted. */
+static void push_done(struct ai_state *st, struct ctl_client *c, struct jw *w)
+{
+	if (w->overflow) {
+		c->follow_dropped++;
+		return;
+	}
+	c->outlen += w->len;
+	c->out[c->outlen++] = '\n';
+	client_flush(st, c);
 }
 
 void ctl_log_line(struct ai_state *st, const struct sup_agent *a, const char *line, size_t n)
@@ -427,13 +452,36 @@ void ctl_log_line(struct ai_state *st, const struct sup_agent *a, const char *li
 		jw_key(&w, "log");
 		jw_strn(&w, line, n && line[n - 1] == '\n' ? n - 1 : n);
 		jw_obj_end(&w);
-		if (w.overflow) { /* the follower is not keeping up: drop, count */
-			c->follow_dropped++;
+		push_done(st, c, &w);
+	}
+}
+
+void ctl_agent_event(struct ai_state *st, const struct sup_agent *a, int from, int to)
+{
+	struct ctl_server *s = &st->ctl;
+	if (!s->clients || !st->cfg)
+		return;
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &s->clients[i];
+		struct jw w;
+		if (c->fd < 0 || !c->events)
 			continue;
-		}
-		c->outlen += w.len;
-		c->out[c->outlen++] = '\n';
-		client_flush(st, c);
+		jw_init(&w, c->out + c->outlen, CTL_MAX_REPLY - c->outlen - 1);
+		jw_obj_begin(&w);
+		jw_kint(&w, "v", CTL_VERSION);
+		jw_key(&w, "event");
+		jw_obj_begin(&w);
+		jw_kint(&w, "t_ms", (long long)(ai_now_ms() - st->started_ms));
+		jw_kstr(&w, "agent", a->cfg->name);
+		jw_kstr(&w, "group", st->cfg->groups[a->cfg->group].name);
+		jw_kstr(&w, "from", sup_state_name((enum sup_state)from));
+		jw_kstr(&w, "to", sup_state_name((enum sup_state)to));
+		jw_kint(&w, "pid", a->pid);
+		jw_kstr(&w, "reason", a->reason_text[0] ? a->reason_text : NULL);
+		jw_kstr(&w, "waiting_for", to == SUP_WAITING ? a->waiting_for : NULL);
+		jw_obj_end(&w);
+		jw_obj_end(&w);
+		push_done(st, c, &w);
 	}
 }
 

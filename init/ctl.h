@@ -10,7 +10,9 @@
  *
  * Version history: 1 = status, start, stop, restart, poweroff, reboot, ping;
  *   then, additively (old clients unaffected): health, logs (with follow:
- *   further {"log": LINE} objects until the client leaves).
+ *   further {"log": LINE} objects until the client leaves), events (then
+ *   {"event": {t_ms, agent, group, from, to, pid, reason, waiting_for}} per
+ *   state change until the client leaves).
  */
 #ifndef AINIT_CTL_H
 #define AINIT_CTL_H
@@ -41,6 +43,7 @@ struct ctl_client {
 	char *out;               /* CTL_MAX_REPLY */
 	size_t outlen, outoff;
 	int follow;              /* agent index whose log lines are pushed, -1 */
+	bool events;             /* state changes are pushed ({"event": ...}) */
 	unsigned long follow_dropped; /* lines not sent: the client read too slowly */
 };
 
@@ -66,5 +69,7 @@ size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len,
 struct sup_agent;
 /* A new log line of an agent: pushed to the clients that follow it. */
 void ctl_log_line(struct ai_state *st, const struct sup_agent *a, const char *line, size_t n);
+/* An agent changed state (enum sup_state values): pushed to `events` clients. */
+void ctl_agent_event(struct ai_state *st, const struct sup_agent *a, int from, int to);
 
 #endif

@@ -362,6 +362,7 @@ static void on_exit_ev(struct ai_state *st, struct sup_agent *a)
 	}
 	if (a->restart_pending) {
 		a->restart_pending = false;
+		deps_ready(st, a); /* so that the `waiting` event names what it waits for */
 		set_state(st, a, SUP_WAITING);
 		do_start(st, a);
 		return;
@@ -492,6 +493,7 @@ static void set_state(struct ai_state *st, struct sup_agent *a, enum sup_state s
 	if (s == SUP_HEALTHY)
 		a->healthy_since_ms = a->state_since_ms;
 	log_debug("supervise", a->cfg->name, "%s -> %s", sup_state_name(old), sup_state_name(s));
+	ctl_agent_event(st, a, (int)old, (int)s);
 	probe_on_state(st, a); /* start or end health checks */
 	/* Transitions that can unblock others, or take them down. */
 	if (st->phase == PHASE_RUN && (s == SUP_HEALTHY || s == SUP_EXITED))
