@@ -654,10 +654,10 @@ static char **build_env(struct ai_state *st, const struct cfg_agent *ca)
 int sup_init(struct ai_state *st, struct ai_err *e)
 {
 	const struct ai_config *c = st->cfg;
-	st->nagents = c->nagents;
 	st->agents = calloc((size_t)c->nagents + 1, sizeof *st->agents);
-	if (!st->agents)
+	if (!st->agents) /* nagents stays 0: the fini functions walk nothing */
 		return ai_fail(e, "supervise", "calloc", ENOMEM, "agent table");
+	st->nagents = c->nagents;
 	for (int i = 0; i < c->nagents; i++) {
 		struct sup_agent *a = &st->agents[i];
 		a->cfg = &c->agents[i];
