@@ -77,30 +77,28 @@ static bool running(const struct sup_agent *a)
 }
 
 /* Does agent x depend on agent y (directly, or through groups)? */
-static bool dep_matches(const struct ai_state *st, const struct cfg_deps *deps, int y)
+/* The edge by which agent x depends on agent y (directly, or through a
+ * group), or NULL; with restart_only, only an edge written restart: true. */
+static const struct cfg_dep *edge(const struct ai_state *st, int x, int y, bool restart_only)
 {
-	const struct cfg_agent *ay = &st->cfg->agents[y];
-	for (int i = 0; i < deps->n; i++) {
-		const struct cfg_dep *d = &deps->v[i];
-		if ((d->kind == DEP_AGENT && d->index == y) ||
-		    (d->kind == DEP_GROUP && d->index == ay->group))
-			return true;
-	}
-	return false;
-}
-
-static bool depends_on(const struct ai_state *st, int x, int y)
-{
-	const struct cfg_agent *ax = &st->cfg->agents[x];
+	const struct cfg_agent *ax = &st->cfg->agents[x], *ay = &st->cfg->agents[y];
+	const struct cfg_deps *lists[2] = {&ax->deps, &st->cfg->groups[ax->group].deps};
 	if (x == y)
-		return false;
-	if (dep_matches(st, &ax->deps, y))
-		return true;
-	/* group dependencies apply to every agent of the group, but not between
-	 * agents of the same group */
-	if (st->cfg->agents[y].group == ax->group)
-		return false;
-	return dep_matches(st, &st->cfg->groups[ax->group].deps, y);
+		return NULL;
+	for (int l = 0; l < 2; l++) {
+		/* group dependencies apply to every agent of the group, but not
+		 * between agents of the same group */
+		if (l == 1 && ay->group == ax->group)
+			break;
+		for (int i = 0; i < lists[l]->n; i++) {
+			const struct cfg_dep *d = &lists[l]->v[i];
+			if ((!restart_only || d->restart) &&
+			    ((d->kind == DEP_AGENT && d->index == y) ||
+			     (d->kind == DEP_GROUP && d->index == ay->group)))
+				return d;
+		}
+	}
+	return NULL;
 }
 
 static bool agent_ready(const struct sup_agent *a)
@@ -152,24 +150,6 @@ const char *sup_dep_down(struct ai_state *st, const struct sup_agent *a)
 	return st->cfg ? first_unready(st, a) : NULL;
 }
 
-/* The edge from x to y, when x depends on agent y with restart: true. */
-static const struct cfg_dep *restart_edge(const struct ai_state *st, int x, int y)
-{
-	const struct cfg_agent *ax = &st->cfg->agents[x], *ay = &st->cfg->agents[y];
-	const struct cfg_deps *lists[2] = {&ax->deps, &st->cfg->groups[ax->group].deps};
-	for (int l = 0; l < 2; l++) {
-		if (l == 1 && ay->group == ax->group)
-			break; /* group edges do not bind agents of the same group */
-		for (int i = 0; i < lists[l]->n; i++) {
-			const struct cfg_dep *d = &lists[l]->v[i];
-			if (d->restart && ((d->kind == DEP_AGENT && d->index == y) ||
-					   (d->kind == DEP_GROUP && d->index == ay->group)))
-				return d;
-		}
-	}
-	return NULL;
-}
-
 /* A dependency left `healthy` (it exited, restarts or failed its checks):
  * dependants whose edge says restart go down now and start again once it
  * is healthy; the others keep running and status names the dependency. */
@@ -180,7 +160,7 @@ static void on_dependency_down(struct ai_state *st, struct sup_agent *dep)
 		const struct cfg_dep *d;
 		if (!running(b) || b->state == SUP_STOPPING || !b->want_up)
 			continue;
-		if (!(d = restart_edge(st, i, dep->idx)))
+		if (!(d = edge(st, i, dep->idx, true)))
 			continue;
 		log_info("supervise", b->cfg->name, "dependency %s left healthy (%s); restarting",
 			 dep->cfg->name, sup_state_name(dep->state));
@@ -710,7 +690,7 @@ static void shutdown_step(struct ai_state *st)
 			continue;
 		bool needed = false;
 		for (int j = 0; j < st->nagents && !needed; j++)
-			needed = running(&st->agents[j]) && depends_on(st, j, i);
+			needed = running(&st->agents[j]) && edge(st, j, i, false);
 		if (!needed)
 			dispatch(st, a, SUP_EV_STOP);
 	}
