@@ -9,6 +9,8 @@ import time
 
 from conftest import AINIT, wait_for
 
+CTL_MAX_CLIENTS = 16  # init/ctl.h
+
 CONFIG = """
 version: 1
 groups:
@@ -68,11 +70,31 @@ def test_100k_line(ainit_run):
 def test_slow_and_silent_clients_do_not_block(ainit_run):
     a = ainit_run(CONFIG)
     hold = []
-    for _ in range(20):  # more than the client slots
+    refused = 0
+    for i in range(CTL_MAX_CLIENTS + 4):  # more than the client slots
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(str(a.sock))
-        s.sendall(b'{"cmd":"sta')  # never finished
+        try:
+            s.sendall(b'{"cmd":"sta')  # never finished
+        except (BrokenPipeError, ConnectionResetError):
+            # ainit already answered "too many clients" and closed: only
+            # a connection past the slots may be turned away
+            assert i >= CTL_MAX_CLIENTS, f"client {i} refused with free slots"
+            refused += 1
+            s.close()
+            continue
         hold.append(s)
+    # every connection past the slots is turned away with a reply, never kept
+    for s in hold[CTL_MAX_CLIENTS:]:
+        s.settimeout(5.0)
+        try:
+            data = s.recv(4096)
+        except ConnectionResetError:
+            data = b""  # the busy reply was lost to the reset: still refused
+        assert data == b"" or b"too many clients" in data
+        refused += 1
+    assert refused == 4
+    hold = hold[:CTL_MAX_CLIENTS]
     # the supervisor goes on restarting the crasher meanwhile
     for s in hold[:4]:
         s.close()
