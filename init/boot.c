@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libkmod.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,9 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -58,12 +62,27 @@ static const struct early_mount early_mounts[] = {
 	 "nsdelegate", 0755},
 };
 
+/* A different device than its parent: something is mounted there. */
+static bool is_mountpoint(const char *path)
+{
+	struct stat a, b;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s/..", path);
+	if (stat(path, &a) < 0 || stat(parent, &b) < 0)
+		return false;
+	return a.st_dev != b.st_dev;
+}
+
 static void early_mount(const struct early_mount *m)
 {
 	if (mkdir(m->where, m->mode) < 0 && errno != EEXIST) {
 		log_err("boot", m->where, "mkdir: %s", strerror(errno));
 		return;
 	}
+	/* The first stage (or the kernel) mounted it already and moved it
+	 * into this root: mounting again would stack a second instance. */
+	if (is_mountpoint(m->where))
+		return;
 	if (mount(m->what, m->where, m->type, m->flags, m->data) < 0) {
 		/* EBUSY: already mounted (a kernel that mounts devtmpfs itself). */
 		if (errno != EBUSY)
@@ -318,6 +337,8 @@ static void load_platform_modules(void)
 		 (unsigned long long)(ai_now_ms() - t0));
 }
 
+static void stage1(struct ai_state *st);
+
 void boot_early(struct ai_state *st)
 {
 	st->console_fd = -1;
@@ -325,9 +346,12 @@ void boot_early(struct ai_state *st)
 	/* The kernel gives init no PATH; agents' commands are looked up in it. */
 	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 0);
 	std_fds();
+	early_mount(&early_mounts[0]); /* /proc, for the command line */
+	stage1(st);                    /* returns when there is no root to switch to */
 	for (size_t i = 0; i < AI_ARRAY_SIZE(early_mounts); i++)
 		early_mount(&early_mounts[i]);
-	console_open(st);
+	if (st->console_fd < 0)
+		console_open(st);
 	dev_links();
 	cgroup_enable_all();
 	loopback_up();
@@ -419,6 +443,333 @@ static bool resolve_what(const char *what, char *dev, size_t n)
 		return find_block(NULL, what + 6, dev, n) || find_block(what + 6, NULL, dev, n);
 	snprintf(dev, n, "%s", what);
 	return access(dev, F_OK) == 0;
+}
+
+/* ---- first stage: from a small initramfs to the root partition ----------
+ * The disk image's UKI carries a small initramfs (ainit, libkmod, the
+ * modules that reach the disk and its file system) and names the root on
+ * the command line: root=PARTLABEL=AINIT_ROOT rootfstype=erofs ro. Done the
+ * way switch_root(8) does it: mount, move the API file systems over, free the
+ * initramfs (it is RAM), make the new root / and execve its /sbin/init. */
+
+#define SYSROOT "/sysroot"
+
+static bool word_is(const char *tok, const char *key, const char **val)
+{
+	size_t n = strlen(key);
+	if (strncmp(tok, key, n) != 0)
+		return false;
+	*val = tok + n;
+	return true;
+}
+
+static bool root_spec_ok(const char *v)
+{
+	const char *name;
+	if (word_is(v, "PARTLABEL=", &name) || word_is(v, "LABEL=", &name))
+		return *name != '\0';
+	if (word_is(v, "/dev/", &name))
+		return *name != '\0' && strstr(name, "..") == NULL;
+	return false; /* UUID=, PARTUUID=, MAJ:MIN, ...: no udev, no blkid here */
+}
+
+int boot_parse_root(const char *cmdline, struct boot_root *r)
+{
+	bool bad = false, bad_root = false; /* root=: the last one counts */
+	memset(r, 0, sizeof *r);
+	r->wait_s = BOOT_ROOT_WAIT_S;
+	for (const char *p = cmdline; *p;) {
+		char tok[512];
+		size_t n = 0;
+		bool quoted = false, longtok = false;
+		const char *v;
+		p += strspn(p, " \t\n");
+		if (!*p)
+			break;
+		/* The kernel's own rule: double quotes group, and are dropped. */
+		for (; *p && (quoted || !strchr(" \t\n", *p)); p++) {
+			if (*p == '"')
+				quoted = !quoted;
+			else if (n < sizeof tok - 1)
+				tok[n++] = *p;
+			else
+				longtok = true;
+		}
+		tok[n] = '\0';
+		if (!strcmp(tok, "--"))
+			break; /* the rest is init's arguments */
+		if (word_is(tok, "root=", &v)) {
+			snprintf(r->what, sizeof r->what, "%.255s", v);
+			bad_root = longtok || strlen(v) >= sizeof r->what || !root_spec_ok(v);
+		} else if (word_is(tok, "rootfstype=", &v)) {
+			size_t len = strlen(v);
+			snprintf(r->fstype, sizeof r->fstype, "%.31s", v);
+			if (longtok || len == 0 || len >= sizeof r->fstype ||
+			    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_") != len)
+				r->fstype[0] = '\0', bad = true;
+		} else if (!strcmp(tok, "ro")) {
+			r->rw = false;
+		} else if (!strcmp(tok, "rw")) {
+			r->rw = true;
+		} else if (!strcmp(tok, "rootwait")) {
+			r->wait_s = BOOT_ROOT_WAIT_S; /* the kernel's "forever", bounded */
+		} else if (word_is(tok, "rootwait=", &v)) {
+			char *end;
+			errno = 0;
+			unsigned long s = strtoul(v, &end, 10);
+			if (errno || end == v || *end || *v == '-' || s == 0 || s > BOOT_ROOT_WAIT_MAX_S)
+				bad = true;
+			else
+				r->wait_s = (unsigned)s;
+		}
+	}
+	if (!r->what[0])
+		return 0; /* a bad rootwait= without root= concerns nobody */
+	return bad || bad_root ? -EINVAL : 1;
+}
+
+static void degrade(struct ai_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void degrade(struct ai_state *st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st->degraded, sizeof st->degraded, fmt, ap);
+	va_end(ap);
+	log_err("boot", "root", "DEGRADED: %s; staying in the initramfs, serving ctl only",
+		st->degraded);
+}
+
+/* / is the kernel's rootfs (ramfs, or tmpfs when no root= was given). */
+static bool on_initramfs(void)
+{
+	struct statfs sf;
+	if (statfs("/", &sf) < 0)
+		return false;
+	return sf.f_type == RAMFS_MAGIC || sf.f_type == TMPFS_MAGIC;
+}
+
+/* Bounded: sysfs has no inotify, so back off from 5 ms to 250 ms until the
+ * device (and its devtmpfs node, made just after its sysfs entry) is there. */
+static bool wait_root(const struct boot_root *r, char *dev, size_t n)
+{
+	uint64_t deadline = ai_now_ms() + (uint64_t)r->wait_s * 1000;
+	long delay = 5;
+	for (;;) {
+		if (resolve_what(r->what, dev, n) && access(dev, F_OK) == 0)
+			return true;
+		uint64_t now = ai_now_ms();
+		if (now >= deadline)
+			return false;
+		long ms = delay < (long)(deadline - now) ? delay : (long)(deadline - now);
+		nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L},
+			  NULL);
+		delay = delay * 2 > 250 ? 250 : delay * 2;
+	}
+}
+
+/* "vda vda1 vda2": what the kernel has, for the error message. */
+static void list_block(char *buf, size_t n)
+{
+	DIR *d = opendir("/sys/class/block");
+	struct dirent *de;
+	size_t len = 0;
+	buf[0] = '\0';
+	if (!d) {
+		snprintf(buf, n, "/sys/class/block: %s", strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) && len + 1 < n) {
+		if (de->d_name[0] == '.')
+			continue;
+		int w = snprintf(buf + len, n - len, "%s%s", len ? " " : "", de->d_name);
+		if (w < 0 || (size_t)w >= n - len)
+			break;
+		len += (size_t)w;
+	}
+	closedir(d);
+	if (!len)
+		snprintf(buf, n, "none");
+}
+
+/* Delete what is on DFD's file system below it (the initramfs), as
+ * switch_root does; mount points (another st_dev) are left alone. Takes DFD.
+ * Returns how many entries could not be removed. */
+static int rm_tree(int dfd, dev_t dev)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	int failed = 0;
+	if (!d) {
+		close(dfd);
+		return 1;
+	}
+	while ((de = readdir(d))) {
+		struct stat sb;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || sb.st_dev != dev)
+			continue;
+		bool dir = S_ISDIR(sb.st_mode);
+		if (dir) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			failed += sub < 0 ? 1 : rm_tree(sub, dev);
+		}
+		if (unlinkat(dirfd(d), de->d_name, dir ? AT_REMOVEDIR : 0) < 0)
+			failed++;
+	}
+	closedir(d);
+	return failed;
+}
+
+static const char *const api_mounts[] = {"/dev", "/proc", "/sys"};
+
+/* Back out of a half-done switch: the API mounts go back where they were. */
+static void unmove_api(int n)
+{
+	for (int i = 0; i < n; i++) {
+		char p[64];
+		snprintf(p, sizeof p, SYSROOT "%s", api_mounts[i]);
+		if (mount(p, api_mounts[i], NULL, MS_MOVE, NULL) < 0)
+			log_err("boot", api_mounts[i], "move back from %s: %s", p, strerror(errno));
+	}
+}
+
+/* SYSROOT becomes /. 0, or -1 with the reason in WHY (nothing changed). */
+static int switch_root(char *why, size_t n)
+{
+	int moved = 0;
+	for (; moved < (int)AI_ARRAY_SIZE(api_mounts); moved++) {
+		char p[64];
+		snprintf(p, sizeof p, SYSROOT "%s", api_mounts[moved]);
+		if (mount(api_mounts[moved], p, NULL, MS_MOVE, NULL) < 0) {
+			snprintf(why, n, "move %s to %s: %s", api_mounts[moved], p, strerror(errno));
+			unmove_api(moved);
+			return -1;
+		}
+	}
+	struct stat rootst;
+	int old = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (old < 0 || fstat(old, &rootst) < 0) {
+		snprintf(why, n, "open the initramfs root: %s", strerror(errno));
+		if (old >= 0)
+			close(old);
+		unmove_api(moved);
+		return -1;
+	}
+	if (chdir(SYSROOT) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0) {
+		snprintf(why, n, "move %s to /: %s", SYSROOT, strerror(errno));
+		if (chdir("/") < 0) {
+			/* cwd stays in SYSROOT; nothing depends on it */
+		}
+		close(old);
+		unmove_api(moved);
+		return -1;
+	}
+	if (chroot(".") < 0 || chdir("/") < 0) {
+		/* The root is mounted over /, but this process cannot enter it:
+		 * nothing to undo that would work better. Say so; the caller goes
+		 * on from here. */
+		log_err("boot", "root", "chroot into the new root: %s", strerror(errno));
+	}
+	/* The initramfs is RAM that nothing will use again. */
+	int left = rm_tree(old, rootst.st_dev);
+	if (left)
+		log_warn("boot", "root", "%d initramfs entries could not be freed", left);
+	return 0;
+}
+
+/* The first stage; returns only when it did not execve a new init. See boot.h. */
+static void stage1(struct ai_state *st)
+{
+	static char cmdline[4096];
+	struct boot_root r;
+	char dev[280], why[256];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t len = fd < 0 ? -1 : read(fd, cmdline, sizeof cmdline - 1);
+	if (fd >= 0)
+		close(fd);
+	if (len < 0) {
+		log_err("boot", "/proc/cmdline", "read: %s: a root= there is ignored", strerror(errno));
+		return;
+	}
+	cmdline[len] = '\0';
+	int pr = boot_parse_root(cmdline, &r);
+	if (pr == 0 || !on_initramfs())
+		return; /* no root=, or this is the second stage already */
+
+	uint64_t t0 = ai_now_ms();
+	early_mount(&early_mounts[1]); /* /sys: find the device */
+	early_mount(&early_mounts[2]); /* /dev: its node */
+	console_open(st);
+	if (pr < 0) {
+		degrade(st, "kernel command line root=%s: not usable (root= takes PARTLABEL=NAME, "
+			    "LABEL=NAME or /dev/NAME; rootfstype= a name; rootwait= 1..%d seconds)",
+			r.what, BOOT_ROOT_WAIT_MAX_S);
+		return;
+	}
+	log_info("boot", "root", "first stage: root=%s (%s), waiting up to %u s", r.what,
+		 r.fstype[0] ? r.fstype : "erofs/squashfs/ext4", r.wait_s);
+	load_platform_modules(); /* the disk's driver: the initramfs's modules-load.d */
+	struct kmodlib k;
+	if (kmod_open(&k)) {
+		if (r.fstype[0]) {
+			load_module(&k, r.fstype, true); /* built in (ext4) is fine */
+		} else {
+			load_module(&k, "erofs", true);
+			load_module(&k, "squashfs", true);
+		}
+		kmod_close(&k);
+	}
+	if (!wait_root(&r, dev, sizeof dev)) {
+		char have[160];
+		list_block(have, sizeof have);
+		degrade(st, "root=%s: no such block device within %u s (block devices: %s)", r.what,
+			r.wait_s, have);
+		return;
+	}
+	if (mkdir(SYSROOT, 0755) < 0 && errno != EEXIST) {
+		degrade(st, "mkdir " SYSROOT ": %s", strerror(errno));
+		return;
+	}
+	static const char *const guess[] = {"erofs", "squashfs", "ext4"};
+	const char *type = NULL;
+	int err = 0;
+	unsigned long flags = r.rw ? 0 : MS_RDONLY;
+	for (size_t i = 0; i < (r.fstype[0] ? 1 : AI_ARRAY_SIZE(guess)) && !type; i++) {
+		const char *t = r.fstype[0] ? r.fstype : guess[i];
+		if (mount(dev, SYSROOT, t, flags, NULL) == 0)
+			type = t;
+		else if (!err || errno != EINVAL)
+			err = errno; /* EINVAL: not this type; keep a better reason */
+	}
+	if (!type) {
+		degrade(st, "root=%s: mount %s (%s) on " SYSROOT ": %s", r.what, dev,
+			r.fstype[0] ? r.fstype : "erofs, squashfs, ext4", strerror(err));
+		return;
+	}
+	if (access(SYSROOT "/sbin/init", X_OK) < 0) {
+		int e = errno;
+		if (umount2(SYSROOT, 0) < 0)
+			log_warn("boot", SYSROOT, "umount: %s", strerror(errno));
+		degrade(st, "root=%s: %s (%s) has no executable /sbin/init: %s", r.what, dev, type,
+			strerror(e));
+		return;
+	}
+	if (switch_root(why, sizeof why) < 0) {
+		if (umount2(SYSROOT, 0) < 0)
+			log_warn("boot", SYSROOT, "umount: %s", strerror(errno));
+		degrade(st, "root=%s: switching to %s: %s", r.what, dev, why);
+		return;
+	}
+	log_info("boot", "root", "%s (%s) mounted %s as / in %llu ms; initramfs freed; "
+		 "execve /sbin/init", dev, type, r.rw ? "read-write" : "read-only",
+		 (unsigned long long)(ai_now_ms() - t0));
+	char *const argv[] = {"/sbin/init", NULL};
+	execv(argv[0], argv);
+	/* The new root is / already; this binary can boot it just as well. */
+	log_err("boot", "root", "execve /sbin/init: %s; this init boots the new root itself",
+		strerror(errno));
 }
 
 /* -1 error, 0 holds something, 1 all zero. */
@@ -630,26 +981,54 @@ static void apply_interfaces(const struct ai_config *cfg)
 }
 
 /* /etc/hosts: localhost, our hostname, and appliance.hosts (an entry may be
- * ADDR:PORT for remote health; the port is not for this file). The root is
- * the initramfs, writable at boot. */
+ * ADDR:PORT for remote health; the port is not for this file). On an
+ * initramfs root it is written at boot; a read-only root partition carries
+ * the same text, written by image/build from the same config: then it is
+ * only compared, and a difference (a ${VAR} the command line changed) is
+ * reported. */
 static void write_hosts(const struct ai_config *cfg)
 {
-	FILE *f = fopen("/etc/hosts", "we");
-	if (!f) {
-		log_err("boot", "/etc/hosts", "open: %s", strerror(errno));
-		return;
+	char want[8192], have[8192];
+	size_t len = 0;
+	int w = snprintf(want, sizeof want, "127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+	len = (size_t)w;
+	if (cfg->app.hostname) {
+		w = snprintf(want + len, sizeof want - len, "127.0.1.1\t%s\n", cfg->app.hostname);
+		len = w > 0 && (size_t)w < sizeof want - len ? len + (size_t)w : sizeof want;
 	}
-	fprintf(f, "127.0.0.1\tlocalhost\n::1\tlocalhost\n");
-	if (cfg->app.hostname)
-		fprintf(f, "127.0.1.1\t%s\n", cfg->app.hostname);
-	for (int i = 0; i < cfg->app.hosts.n; i++) {
+	for (int i = 0; i < cfg->app.hosts.n && len < sizeof want; i++) {
 		const struct cfg_kv *kv = &cfg->app.hosts.v[i];
 		if (!kv->value)
 			continue;
-		fprintf(f, "%.*s\t%s\n", (int)strcspn(kv->value, ":"), kv->value, kv->key);
+		w = snprintf(want + len, sizeof want - len, "%.*s\t%s\n",
+			     (int)strcspn(kv->value, ":"), kv->value, kv->key);
+		len = w > 0 && (size_t)w < sizeof want - len ? len + (size_t)w : sizeof want;
 	}
-	if (fclose(f) != 0)
+	if (len >= sizeof want) {
+		log_err("boot", "/etc/hosts", "more than %zu bytes of hosts; not written", sizeof want);
+		return;
+	}
+	int fd = open("/etc/hosts", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, have, sizeof have);
+		close(fd);
+		if (n == (ssize_t)len && !memcmp(have, want, len))
+			return; /* the image's is right */
+	}
+	fd = open("/etc/hosts", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if (errno == EROFS)
+			log_warn("boot", "/etc/hosts", "read-only root and its /etc/hosts differs from "
+				 "the config's hosts (hostname or appliance.hosts set from the kernel "
+				 "command line?); the image's is used");
+		else
+			log_err("boot", "/etc/hosts", "open: %s", strerror(errno));
+		return;
+	}
+	if (write(fd, want, len) != (ssize_t)len)
 		log_err("boot", "/etc/hosts", "write: %s", strerror(errno));
+	if (close(fd) != 0)
+		log_err("boot", "/etc/hosts", "close: %s", strerror(errno));
 }
 
 void boot_apply(struct ai_state *st, const struct ai_config *cfg)

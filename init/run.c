@@ -419,8 +419,12 @@ int run_pid1(int argc, char **argv)
 	boot_early(st);
 	if (setup_signals(st, &e) < 0)
 		log_error(&e);
-	nfiles = 1 + pid1_overrides(overrides, files + 1);
-	st->cfg = load_config(files, nfiles, st->degraded, sizeof st->degraded);
+	/* boot_early sets st->degraded when the root partition could not be
+	 * reached: the initramfs it stayed in has no config. */
+	if (!st->degraded[0]) {
+		nfiles = 1 + pid1_overrides(overrides, files + 1);
+		st->cfg = load_config(files, nfiles, st->degraded, sizeof st->degraded);
+	}
 	if (!st->cfg)
 		log_err("run", NULL, "DEGRADED: %s; serving ctl only", st->degraded);
 	else
