@@ -6,7 +6,7 @@ pkgs=(build-essential pkg-config libyaml-dev libseccomp-dev libcap-dev libkmod-d
       libzmq3-dev libcmocka-dev python3 python3-pytest python3-zmq python3-yaml
       qemu-system-x86 cpio zstd busybox-static kmod iproute2 runc crun hyperfine
       redis-server nats-server
-      e2fsprogs ovmf systemd-boot-efi mtools dosfstools fdisk
+      e2fsprogs erofs-utils ovmf systemd-boot-efi mtools dosfstools fdisk
       clang libclang-rt-14-dev hyperfine)
 missing=()
 for p in "${pkgs[@]}"; do
