@@ -25,7 +25,9 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -293,11 +295,137 @@ static bool kmod_open(struct kmodlib *k)
 	return true;
 }
 
+/* The first stage's module loader: the small initramfs has no libkmod
+ * (with libcrypto, liblzma and libzstd it would be 6 MB of a 2 MB
+ * initramfs), only the modules and the modules.dep that depmod made for
+ * them. Each module's line lists its dependencies, the ones to load first
+ * last; finit_module(2) each, EEXIST meaning already there. Softdeps and
+ * aliases are not followed: image/disk names the modules themselves. */
+struct deptab {
+	char *buf; /* modules.dep, NUL-terminated */
+	char dir[300];
+};
+
+static void dep_close(struct deptab *t)
+{
+	free(t->buf);
+	t->buf = NULL;
+}
+
+static bool dep_open(struct deptab *t)
+{
+	struct utsname u;
+	char path[340];
+	struct stat sb;
+	memset(t, 0, sizeof *t);
+	if (uname(&u) < 0) {
+		log_err("boot", "modules", "uname: %s: no module can be loaded", strerror(errno));
+		return false;
+	}
+	snprintf(t->dir, sizeof t->dir, "/lib/modules/%.200s", u.release);
+	snprintf(path, sizeof path, "%s/modules.dep", t->dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size > (16 << 20)) {
+		log_err("boot", path, "open: %s: no module can be loaded",
+			fd < 0 || sb.st_size <= (16 << 20) ? strerror(errno) : "too big");
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	t->buf = malloc((size_t)sb.st_size + 1);
+	size_t len = 0;
+	ssize_t r = 0;
+	while (t->buf && len < (size_t)sb.st_size &&
+	       (r = read(fd, t->buf + len, (size_t)sb.st_size - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	if (!t->buf || r < 0) {
+		log_err("boot", path, "read: %s: no module can be loaded",
+			t->buf ? strerror(errno) : "out of memory");
+		dep_close(t);
+		return false;
+	}
+	t->buf[len] = '\0';
+	return true;
+}
+
+/* "kernel/drivers/block/virtio_blk.ko" is module virtio_blk; '-' and '_'
+ * are the same in module names. */
+static bool dep_name_is(const char *path, size_t len, const char *name)
+{
+	const char *base = path;
+	for (size_t i = 0; i < len; i++)
+		if (path[i] == '/')
+			base = path + i + 1;
+	size_t blen = (size_t)(path + len - base), i;
+	for (i = 0; i < blen && name[i]; i++) {
+		char a = base[i] == '-' ? '_' : base[i], b = name[i] == '-' ? '_' : name[i];
+		if (a != b)
+			return false;
+	}
+	return !name[i] && blen - i >= 3 && !strncmp(base + i, ".ko", 3);
+}
+
+static int dep_insert(const struct deptab *t, const char *rel, size_t len, const char *name)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/%.*s", t->dir, (int)len, rel);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_err("boot", name, "kernel module %s: open: %s", path, strerror(errno));
+		return -1;
+	}
+	/* .ko.xz, .ko.zst: the kernel decompresses them itself, if it can */
+	unsigned flags = strstr(path, ".ko.") ? 4 /* MODULE_INIT_COMPRESSED_FILE */ : 0;
+	int r = (int)syscall(SYS_finit_module, fd, "", flags);
+	int err = errno;
+	close(fd);
+	if (r < 0 && err != EEXIST) {
+		log_err("boot", name, "load kernel module %s: %s", path, strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+static int dep_load(const struct deptab *t, const char *name, bool quiet_missing)
+{
+	for (const char *line = t->buf; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+		const char *colon = memchr(line, ':', ll);
+		if (colon && dep_name_is(line, (size_t)(colon - line), name)) {
+			const char *deps[64];
+			size_t dlen[64];
+			int n = 0;
+			for (const char *p = colon + 1; p < line + ll && n < 64;) {
+				p += strspn(p, " \t");
+				size_t w = strcspn(p, " \t\n");
+				if (p + w > line + ll)
+					w = (size_t)(line + ll - p);
+				if (w) {
+					deps[n] = p;
+					dlen[n++] = w;
+				}
+				p += w ? w : 1;
+			}
+			for (int i = n - 1; i >= 0; i--)
+				if (dep_insert(t, deps[i], dlen[i], name) < 0)
+					return 0;
+			return dep_insert(t, line, (size_t)(colon - line), name) == 0;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	if (!quiet_missing)
+		log_warn("boot", name, "kernel module not found in %s; going on without it", t->dir);
+	return 0;
+}
+
 /* The image's platform modules (control channel, pvpanic): one name per
  * line in MODULES_LOAD_DIR/ *.conf, '#' comments, as modules-load.d(5).
  * Loaded before the config so that a broken config still leaves a
- * reachable init. Absent ones are silent: the machine may lack the device. */
-static void load_platform_modules(void)
+ * reachable init. Absent ones are silent: the machine may lack the device.
+ * With DT (the first stage) by modules.dep, else by libkmod. */
+static void load_platform_modules(const struct deptab *dt)
 {
 	DIR *d = opendir(MODULES_LOAD_DIR);
 	struct dirent *de;
@@ -325,6 +453,10 @@ static void load_platform_modules(void)
 			s[strcspn(s, " \t\r\n#;")] = '\0';
 			if (!*s)
 				continue;
+			if (dt) {
+				n += dep_load(dt, s, true);
+				continue;
+			}
 			if (!k.ctx && !kmod_open(&k))
 				break;
 			n += load_module(&k, s, true);
@@ -337,7 +469,7 @@ static void load_platform_modules(void)
 		 (unsigned long long)(ai_now_ms() - t0));
 }
 
-static void stage1(struct ai_state *st);
+static bool stage1(struct ai_state *st);
 
 void boot_early(struct ai_state *st)
 {
@@ -347,7 +479,8 @@ void boot_early(struct ai_state *st)
 	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 0);
 	std_fds();
 	early_mount(&early_mounts[0]); /* /proc, for the command line */
-	stage1(st);                    /* returns when there is no root to switch to */
+	/* returns when there is no root to switch to, or it was not reached */
+	bool in_stage1 = stage1(st);
 	for (size_t i = 0; i < AI_ARRAY_SIZE(early_mounts); i++)
 		early_mount(&early_mounts[i]);
 	if (st->console_fd < 0)
@@ -355,7 +488,8 @@ void boot_early(struct ai_state *st)
 	dev_links();
 	cgroup_enable_all();
 	loopback_up();
-	load_platform_modules();
+	if (!in_stage1) /* else loaded already, and there is no libkmod */
+		load_platform_modules(NULL);
 	/* The kernel's own boot time, for the boot-time targets (DESIGN 11). */
 	char up[64] = "";
 	int fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
@@ -679,8 +813,11 @@ static int switch_root(char *why, size_t n)
 	return 0;
 }
 
-/* The first stage; returns only when it did not execve a new init. See boot.h. */
-static void stage1(struct ai_state *st)
+/* The first stage; returns only when it did not execve a new init: false
+ * when there was none to run (no root=, or this is the root already), true
+ * when it ran and stays (st->degraded says why) or carries on in the new
+ * root. See boot.h. */
+static bool stage1(struct ai_state *st)
 {
 	static char cmdline[4096];
 	struct boot_root r;
@@ -691,12 +828,12 @@ static void stage1(struct ai_state *st)
 		close(fd);
 	if (len < 0) {
 		log_err("boot", "/proc/cmdline", "read: %s: a root= there is ignored", strerror(errno));
-		return;
+		return false;
 	}
 	cmdline[len] = '\0';
 	int pr = boot_parse_root(cmdline, &r);
 	if (pr == 0 || !on_initramfs())
-		return; /* no root=, or this is the second stage already */
+		return false; /* no root=, or this is the second stage already */
 
 	uint64_t t0 = ai_now_ms();
 	early_mount(&early_mounts[1]); /* /sys: find the device */
@@ -706,31 +843,31 @@ static void stage1(struct ai_state *st)
 		degrade(st, "kernel command line root=%s: not usable (root= takes PARTLABEL=NAME, "
 			    "LABEL=NAME or /dev/NAME; rootfstype= a name; rootwait= 1..%d seconds)",
 			r.what, BOOT_ROOT_WAIT_MAX_S);
-		return;
+		return true;
 	}
 	log_info("boot", "root", "first stage: root=%s (%s), waiting up to %u s", r.what,
 		 r.fstype[0] ? r.fstype : "erofs/squashfs/ext4", r.wait_s);
-	load_platform_modules(); /* the disk's driver: the initramfs's modules-load.d */
-	struct kmodlib k;
-	if (kmod_open(&k)) {
+	struct deptab dt;
+	if (dep_open(&dt)) {
+		load_platform_modules(&dt); /* the disk's driver: the initramfs's modules-load.d */
 		if (r.fstype[0]) {
-			load_module(&k, r.fstype, true); /* built in (ext4) is fine */
+			dep_load(&dt, r.fstype, true); /* built in (ext4) is fine */
 		} else {
-			load_module(&k, "erofs", true);
-			load_module(&k, "squashfs", true);
+			dep_load(&dt, "erofs", true);
+			dep_load(&dt, "squashfs", true);
 		}
-		kmod_close(&k);
+		dep_close(&dt);
 	}
 	if (!wait_root(&r, dev, sizeof dev)) {
 		char have[160];
 		list_block(have, sizeof have);
 		degrade(st, "root=%s: no such block device within %u s (block devices: %s)", r.what,
 			r.wait_s, have);
-		return;
+		return true;
 	}
 	if (mkdir(SYSROOT, 0755) < 0 && errno != EEXIST) {
 		degrade(st, "mkdir " SYSROOT ": %s", strerror(errno));
-		return;
+		return true;
 	}
 	static const char *const guess[] = {"erofs", "squashfs", "ext4"};
 	const char *type = NULL;
@@ -746,7 +883,7 @@ static void stage1(struct ai_state *st)
 	if (!type) {
 		degrade(st, "root=%s: mount %s (%s) on " SYSROOT ": %s", r.what, dev,
 			r.fstype[0] ? r.fstype : "erofs, squashfs, ext4", strerror(err));
-		return;
+		return true;
 	}
 	if (access(SYSROOT "/sbin/init", X_OK) < 0) {
 		int e = errno;
@@ -754,13 +891,13 @@ static void stage1(struct ai_state *st)
 			log_warn("boot", SYSROOT, "umount: %s", strerror(errno));
 		degrade(st, "root=%s: %s (%s) has no executable /sbin/init: %s", r.what, dev, type,
 			strerror(e));
-		return;
+		return true;
 	}
 	if (switch_root(why, sizeof why) < 0) {
 		if (umount2(SYSROOT, 0) < 0)
 			log_warn("boot", SYSROOT, "umount: %s", strerror(errno));
 		degrade(st, "root=%s: switching to %s: %s", r.what, dev, why);
-		return;
+		return true;
 	}
 	log_info("boot", "root", "%s (%s) mounted %s as / in %llu ms; initramfs freed; "
 		 "execve /sbin/init", dev, type, r.rw ? "read-write" : "read-only",
@@ -770,6 +907,7 @@ static void stage1(struct ai_state *st)
 	/* The new root is / already; this binary can boot it just as well. */
 	log_err("boot", "root", "execve /sbin/init: %s; this init boots the new root itself",
 		strerror(errno));
+	return true;
 }
 
 /* -1 error, 0 holds something, 1 all zero. */
