@@ -387,37 +387,59 @@ static int dep_insert(const struct deptab *t, const char *rel, size_t len, const
 	return 0;
 }
 
-static int dep_load(const struct deptab *t, const char *name, bool quiet_missing)
+int boot_moddep_plan(const char *dep, const char *name, struct boot_modpath *out, int max)
 {
-	for (const char *line = t->buf; line && *line;) {
+	for (const char *line = dep; line && *line;) {
 		const char *eol = strchr(line, '\n');
 		size_t ll = eol ? (size_t)(eol - line) : strlen(line);
 		const char *colon = memchr(line, ':', ll);
 		if (colon && dep_name_is(line, (size_t)(colon - line), name)) {
-			const char *deps[64];
-			size_t dlen[64];
+			struct boot_modpath d[BOOT_MODDEP_MAX];
 			int n = 0;
-			for (const char *p = colon + 1; p < line + ll && n < 64;) {
+			for (const char *p = colon + 1; p < line + ll;) {
 				p += strspn(p, " \t");
 				size_t w = strcspn(p, " \t\n");
 				if (p + w > line + ll)
 					w = (size_t)(line + ll - p);
 				if (w) {
-					deps[n] = p;
-					dlen[n++] = w;
+					if (n == BOOT_MODDEP_MAX)
+						return -E2BIG;
+					d[n++] = (struct boot_modpath){p, w};
 				}
 				p += w ? w : 1;
 			}
-			for (int i = n - 1; i >= 0; i--)
-				if (dep_insert(t, deps[i], dlen[i], name) < 0)
-					return 0;
-			return dep_insert(t, line, (size_t)(colon - line), name) == 0;
+			if (n + 1 > max)
+				return -E2BIG;
+			/* listed: the nearest dependency first; loaded: the farthest */
+			for (int k = 0; k < n; k++)
+				out[k] = d[n - 1 - k];
+			out[n] = (struct boot_modpath){line, (size_t)(colon - line)};
+			return n + 1;
 		}
 		line = eol ? eol + 1 : NULL;
 	}
-	if (!quiet_missing)
-		log_warn("boot", name, "kernel module not found in %s; going on without it", t->dir);
 	return 0;
+}
+
+static int dep_load(const struct deptab *t, const char *name, bool quiet_missing)
+{
+	struct boot_modpath plan[BOOT_MODDEP_MAX + 1];
+	int n = boot_moddep_plan(t->buf, name, plan, (int)AI_ARRAY_SIZE(plan));
+	if (n < 0) {
+		log_err("boot", name, "kernel module: more than %d dependencies in modules.dep",
+			BOOT_MODDEP_MAX);
+		return 0;
+	}
+	if (n == 0) {
+		if (!quiet_missing)
+			log_warn("boot", name, "kernel module not found in %s; going on without it",
+				 t->dir);
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (dep_insert(t, plan[i].p, plan[i].len, name) < 0)
+			return 0;
+	return 1;
 }
 
 /* The image's platform modules (control channel, pvpanic): one name per

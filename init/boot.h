@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct ai_state;
 
@@ -28,6 +29,18 @@ struct boot_root {
  * rootfstype=) this init cannot use (UUID=, PARTUUID=, a device number, too
  * long, ...); r->what then holds it as given, for the error message. */
 int boot_parse_root(const char *cmdline, struct boot_root *r);
+
+/* The first stage loads modules without libkmod: from modules.dep (DEP, its
+ * text), what to insert for module NAME ('-' and '_' alike), in load order:
+ * its dependencies (the farthest first), then itself; paths relative to
+ * /lib/modules/RELEASE, pointing into DEP. Returns how many, 0 when NAME is
+ * not there, -E2BIG when MAX (or BOOT_MODDEP_MAX dependencies) is too few. */
+#define BOOT_MODDEP_MAX 64
+struct boot_modpath {
+	const char *p;
+	size_t len;
+};
+int boot_moddep_plan(const char *dep, const char *name, struct boot_modpath *out, int max);
 
 /* Mount /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /run, /tmp,
  * cgroup2 at /sys/fs/cgroup (each only when not mounted yet); point the log

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "boot.h"
@@ -128,6 +129,69 @@ static void unusable(void **state)
 	assert_int_equal(boot_parse_root(huge, &r), -EINVAL);
 }
 
+/* modules.dep as depmod writes it (the small initramfs's, and a made-up
+ * module with a chain of dependencies). */
+static const char DEP[] =
+	"kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko "
+	"kernel/drivers/virtio/virtio_ring.ko\n"
+	"kernel/drivers/virtio/virtio_ring.ko:\n"
+	"kernel/drivers/virtio/virtio.ko:\n"
+	"kernel/drivers/misc/pvpanic/pvpanic-pci.ko: kernel/drivers/misc/pvpanic/pvpanic.ko\n"
+	"kernel/drivers/misc/pvpanic/pvpanic.ko:\n"
+	"kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko\n"
+	"kernel/lib/libcrc32c.ko:\n"
+	"kernel/a/top.ko: kernel/a/mid.ko kernel/a/low.ko\n"
+	"kernel/a/virtio_blkx.ko:\n"
+	"kernel/a/zipped.ko.xz:"; /* no newline at the end */
+
+static void plan_is(const char *name, const char *const *want)
+{
+	struct boot_modpath p[BOOT_MODDEP_MAX + 1];
+	int n = boot_moddep_plan(DEP, name, p, BOOT_MODDEP_MAX + 1), k = 0;
+	while (want[k])
+		k++;
+	if (n != k)
+		fail_msg("%s: %d modules, want %d", name, n, k);
+	for (int i = 0; i < n; i++) {
+		char got[128];
+		snprintf(got, sizeof got, "%.*s", (int)p[i].len, p[i].p);
+		assert_string_equal(got, want[i]);
+	}
+}
+
+static void moddep(void **state)
+{
+	(void)state;
+	/* dependencies first, the farthest (listed last) first of all */
+	plan_is("virtio_blk", (const char *const[]){"kernel/drivers/virtio/virtio_ring.ko",
+						     "kernel/drivers/virtio/virtio.ko",
+						     "kernel/drivers/block/virtio_blk.ko", NULL});
+	plan_is("top", (const char *const[]){"kernel/a/low.ko", "kernel/a/mid.ko", "kernel/a/top.ko",
+					     NULL});
+	plan_is("virtio", (const char *const[]){"kernel/drivers/virtio/virtio.ko", NULL});
+	/* '-' and '_' are the same in module names, either way round */
+	plan_is("pvpanic_pci", (const char *const[]){"kernel/drivers/misc/pvpanic/pvpanic.ko",
+						      "kernel/drivers/misc/pvpanic/pvpanic-pci.ko",
+						      NULL});
+	plan_is("pvpanic-pci", (const char *const[]){"kernel/drivers/misc/pvpanic/pvpanic.ko",
+						      "kernel/drivers/misc/pvpanic/pvpanic-pci.ko",
+						      NULL});
+	plan_is("erofs", (const char *const[]){"kernel/lib/libcrc32c.ko", "kernel/fs/erofs/erofs.ko",
+					       NULL});
+	/* a compressed module, the last line without its newline */
+	plan_is("zipped", (const char *const[]){"kernel/a/zipped.ko.xz", NULL});
+	/* a name is a whole name: no prefix of one, no extension-less match */
+	plan_is("virtio_bl", (const char *const[]){NULL});
+	plan_is("squashfs", (const char *const[]){NULL});
+	plan_is("kernel", (const char *const[]){NULL});
+	plan_is("", (const char *const[]){NULL});
+	struct boot_modpath p[2];
+	assert_int_equal(boot_moddep_plan("", "erofs", p, 2), 0);
+	assert_int_equal(boot_moddep_plan("garbage without colon\n\n", "garbage", p, 2), 0);
+	/* not enough room: refused, not cut short */
+	assert_int_equal(boot_moddep_plan(DEP, "top", p, 2), -E2BIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +200,7 @@ int main(void)
 		cmocka_unit_test(label_and_dev),
 		cmocka_unit_test(ro_rw_and_wait),
 		cmocka_unit_test(unusable),
+		cmocka_unit_test(moddep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
