@@ -695,13 +695,17 @@ static void degrade(struct ai_state *st, const char *fmt, ...)
 		st->degraded);
 }
 
-/* / is the kernel's rootfs (ramfs, or tmpfs when no root= was given). */
+/* / is an initramfs made to hand over to a root: the kernel's rootfs
+ * (ramfs, or tmpfs when no root= was given) with /etc/initrd-release (the
+ * systemd convention; image/disk writes it). Neither the whole-image
+ * initramfs nor a PID 1 in a container on a tmpfs ever tries to switch,
+ * whatever root= the kernel was given. */
 static bool on_initramfs(void)
 {
 	struct statfs sf;
-	if (statfs("/", &sf) < 0)
+	if (statfs("/", &sf) < 0 || (sf.f_type != RAMFS_MAGIC && sf.f_type != TMPFS_MAGIC))
 		return false;
-	return sf.f_type == RAMFS_MAGIC || sf.f_type == TMPFS_MAGIC;
+	return access("/etc/initrd-release", F_OK) == 0;
 }
 
 /* Bounded: sysfs has no inotify, so back off from 5 ms to 250 ms until the
@@ -841,7 +845,7 @@ static int switch_root(char *why, size_t n)
  * root. See boot.h. */
 static bool stage1(struct ai_state *st)
 {
-	static char cmdline[4096];
+	char cmdline[4096];
 	struct boot_root r;
 	char dev[280], why[256];
 	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);

@@ -46,8 +46,9 @@ int boot_moddep_plan(const char *dep, const char *name, struct boot_modpath *out
  * cgroup2 at /sys/fs/cgroup (each only when not mounted yet); point the log
  * sink at the console.
  *
- * First, when the kernel command line names a root= and / is still the
- * initramfs: the first stage. Load the initramfs's modules
+ * First, when the kernel command line names a root= and / is still an
+ * initramfs with /etc/initrd-release (image/disk's small one): the first
+ * stage. Load the initramfs's modules
  * (/etc/modules-load.d and the rootfstype), wait (bounded) for the device,
  * mount it read-only at /sysroot, move /proc, /sys and /dev there, free the
  * initramfs, chroot and execve /sbin/init, which boots from there. When that

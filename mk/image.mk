@@ -12,8 +12,10 @@ DEMO_DIR     := $(BUILD)/demo
 $(BUILD)/%/initramfs: configs/%.yaml $(BUILD)/ainit $(IMAGE_TOOLS)
 	$(PYTHON) image/build --ainit $(BUILD)/ainit --kernel-cache $(BUILD)/kernel $< $(@D)
 
-# GPT: ESP with one unified kernel image (kernel + initramfs + cmdline),
-# and an empty AINIT_DATA partition that ainit formats on first boot.
+# GPT: ESP with one unified kernel image (kernel + a small initramfs +
+# cmdline root=PARTLABEL=AINIT_ROOT), the read-only AINIT_ROOT partition
+# (erofs of build/NAME/root/), and an empty AINIT_DATA partition that ainit
+# formats on first boot.
 $(BUILD)/%/disk.img: $(BUILD)/%/initramfs image/disk
 	$(PYTHON) image/disk $(@D)
 
