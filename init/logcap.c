@@ -159,42 +159,77 @@ static int open_stream(struct ai_state *st, struct sup_agent *a, struct logcap_s
 	return loop_add(&st->loop, &s->src, s->rfd, EPOLLIN, on_readable, a, e);
 }
 
-int logcap_init(struct ai_state *st, struct ai_err *e)
+static uint64_t file_share(const struct ai_state *st)
 {
-	char dir[256];
 	uint64_t share = st->nagents ? LOGCAP_BUDGET / ((uint64_t)st->nagents * (LOGCAP_KEEP + 1))
 				     : LOGCAP_FILE_MAX;
+	return share < LOGCAP_FILE_MAX ? share : LOGCAP_FILE_MAX;
+}
+
+/* The pipes, ring and (when dir is set) file of one agent. */
+static int agent_open(struct ai_state *st, struct sup_agent *a, const char *dir, struct ai_err *e)
+{
+	struct logcap *l = calloc(1, sizeof *l);
+	if (!l || !(l->ring = malloc(LOGCAP_RING))) {
+		free(l);
+		return ai_fail(e, "logcap", "malloc", ENOMEM, "agent %s", a->cfg->name);
+	}
+	a->log = l;
+	l->out.rfd = l->out.wfd = l->err.rfd = l->err.wfd = l->filefd = -1;
+	l->file_max = file_share(st);
+	if (open_stream(st, a, &l->out, false, e) < 0 || open_stream(st, a, &l->err, true, e) < 0)
+		return -EIO;
+	if (!dir)
+		return 0;
+	snprintf(l->path, sizeof l->path, "%.200s/%.50s.log", dir, a->cfg->name);
+	l->filefd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (l->filefd < 0)
+		log_warn("logcap", a->cfg->name, "open %s: %s", l->path, strerror(errno));
+	else {
+		struct stat sb;
+		if (fstat(l->filefd, &sb) == 0)
+			l->file_bytes = (uint64_t)sb.st_size;
+	}
+	return 0;
+}
+
+static int open_missing(struct ai_state *st, struct ai_err *e)
+{
+	char dir[256];
 	bool files = true;
 	snprintf(dir, sizeof dir, "%s/logs", st->state_dir);
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		log_warn("logcap", dir, "mkdir: %s; agent logs stay in memory only", strerror(errno));
 		files = false;
 	}
-	for (int i = 0; i < st->nagents; i++) {
-		struct sup_agent *a = &st->agents[i];
-		struct logcap *l = calloc(1, sizeof *l);
-		if (!l || !(l->ring = malloc(LOGCAP_RING))) {
-			free(l);
-			return ai_fail(e, "logcap", "malloc", ENOMEM, "agent %s", a->cfg->name);
-		}
-		a->log = l;
-		l->out.rfd = l->out.wfd = l->err.rfd = l->err.wfd = l->filefd = -1;
-		l->file_max = share < LOGCAP_FILE_MAX ? share : LOGCAP_FILE_MAX;
-		if (open_stream(st, a, &l->out, false, e) < 0 || open_stream(st, a, &l->err, true, e) < 0)
+	for (int i = 0; i < st->nagents; i++)
+		if (!st->agents[i].log && agent_open(st, &st->agents[i], files ? dir : NULL, e) < 0)
 			return -EIO;
-		if (!files)
-			continue;
-		snprintf(l->path, sizeof l->path, "%.200s/%.50s.log", dir, a->cfg->name);
-		l->filefd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (l->filefd < 0)
-			log_warn("logcap", a->cfg->name, "open %s: %s", l->path, strerror(errno));
-		else {
-			struct stat sb;
-			if (fstat(l->filefd, &sb) == 0)
-				l->file_bytes = (uint64_t)sb.st_size;
-		}
-	}
 	return 0;
+}
+
+int logcap_init(struct ai_state *st, struct ai_err *e)
+{
+	return open_missing(st, e);
+}
+
+int logcap_attach(struct ai_state *st, struct ai_err *e)
+{
+	uint64_t share = file_share(st);
+	for (int i = 0; i < st->nagents; i++)
+		if (st->agents[i].log)
+			st->agents[i].log->file_max = share;
+	return open_missing(st, e);
+}
+
+void logcap_rebind(struct sup_agent *a)
+{
+	/* epoll holds &stream.src (inside the logcap, which does not move);
+	 * only the agent it reports to changes */
+	if (a->log) {
+		a->log->out.src.data = a;
+		a->log->err.src.data = a;
+	}
 }
 
 static void close_stream(struct ai_state *st, struct logcap_stream *s)
@@ -208,20 +243,24 @@ static void close_stream(struct ai_state *st, struct logcap_stream *s)
 	s->rfd = s->wfd = -1;
 }
 
+void logcap_agent_close(struct ai_state *st, struct sup_agent *a)
+{
+	struct logcap *l = a->log;
+	if (!l)
+		return;
+	close_stream(st, &l->out);
+	close_stream(st, &l->err);
+	if (l->filefd >= 0)
+		close(l->filefd);
+	free(l->ring);
+	free(l);
+	a->log = NULL;
+}
+
 void logcap_fini(struct ai_state *st)
 {
-	for (int i = 0; i < st->nagents; i++) {
-		struct logcap *l = st->agents[i].log;
-		if (!l)
-			continue;
-		close_stream(st, &l->out);
-		close_stream(st, &l->err);
-		if (l->filefd >= 0)
-			close(l->filefd);
-		free(l->ring);
-		free(l);
-		st->agents[i].log = NULL;
-	}
+	for (int i = 0; i < st->nagents; i++)
+		logcap_agent_close(st, &st->agents[i]);
 }
 
 int logcap_out_fd(const struct sup_agent *a)

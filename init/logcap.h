@@ -46,6 +46,12 @@ struct logcap {
 /* Make the pipes, ring and file of every agent; registers the read ends. */
 int logcap_init(struct ai_state *st, struct ai_err *e);
 void logcap_fini(struct ai_state *st);
+/* Reload (reload.c): capture for every agent that has none yet (agents a
+ * reload added); an agent's capture re-pointed at its new table entry;
+ * one agent's capture closed (it was removed). */
+int logcap_attach(struct ai_state *st, struct ai_err *e);
+void logcap_rebind(struct sup_agent *a);
+void logcap_agent_close(struct ai_state *st, struct sup_agent *a);
 /* The write ends an agent's stdout/stderr get (-1 when unavailable). */
 int logcap_out_fd(const struct sup_agent *a);
 int logcap_err_fd(const struct sup_agent *a);
