@@ -217,3 +217,77 @@ groups:
     fol.terminate()
     fol.wait()
     assert a.stop() == 0
+
+
+SANDBOXED = """
+version: 1
+groups:
+  stay:
+    user: root
+    network: none
+    agents:
+      s1: {command: [sleep, "300"]}
+  rebuilt:
+    user: root
+    network: none
+    resources: {pids: 100}
+    agents:
+      r1: {command: [sleep, "300"]}
+  dropped:
+    user: root
+    network: none
+    agents:
+      d1: {command: [sleep, "300"]}
+"""
+
+
+def pidns(pid):
+    return os.readlink(f"/proc/{pid}/ns/pid")
+
+
+def holder_of(pid):
+    """Host pid of the group holder (PID 1 of agent pid's pid namespace).
+    Namespace inode numbers are recycled, holder pids are not (in a test's
+    time), so the holder tells one sandbox from another."""
+    ns = pidns(pid)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if open(f"/proc/{d}/comm").read().strip() == "ainit-holder" and pidns(d) == ns:
+                return int(d)
+        except OSError:
+            continue
+    return None
+
+
+def test_reload_with_sandboxes(ainit_run):
+    a = ainit_run(SANDBOXED, extra_args=("--sandbox",))
+    s = all_healthy(a, ["s1", "r1", "d1"])
+    h_s, h_r, h_d = (holder_of(s[n]["pid"]) for n in ("s1", "r1", "d1"))
+    assert h_s and h_r and h_d and len({h_s, h_r, h_d}) == 3
+    d1 = s["d1"]["pid"]
+    new = (SANDBOXED.replace("pids: 100", "pids: 200")
+           .replace("      s1: {command: [sleep, \"300\"]}",
+                    "      s1: {command: [sleep, \"300\"]}\n      s2: {command: [sleep, \"301\"]}")
+           .replace("  dropped:\n    user: root\n    network: none\n    agents:\n      d1: {command: [sleep, \"300\"]}\n",
+                    "  added:\n    user: root\n    network: none\n    agents:\n      n1: {command: [sleep, \"302\"]}\n"))
+    a.cfg.write_text(new)
+    r = a.request({"cmd": "reload"})
+    assert r["ok"], r
+    assert sorted(r["added"]) == ["n1", "s2"] and r["removed"] == ["d1"], r
+    assert r["rebuilt_groups"] == ["rebuilt"], r
+    assert r["restarted"] == [{"name": "r1", "changed": "sandbox.resources"}], r
+    reloaded(a)
+    s2 = all_healthy(a, ["s1", "s2", "r1", "n1"])
+    assert set(s2) == {"s1", "s2", "r1", "n1"}
+    # unchanged group: same process, and an added agent joins its sandbox
+    assert s2["s1"]["pid"] == s["s1"]["pid"]
+    assert holder_of(s2["s1"]["pid"]) == h_s and holder_of(s2["s2"]["pid"]) == h_s
+    # changed sandbox settings: a new sandbox (holder) for its agents; the
+    # old one and the dropped group's are gone
+    h_r2, h_n = holder_of(s2["r1"]["pid"]), holder_of(s2["n1"]["pid"])
+    assert h_r2 and h_n and len({h_s, h_r2, h_n, h_r, h_d}) == 5
+    assert not alive(h_r) and not alive(h_d)
+    wait_for(lambda: not alive(d1), what="dropped group's agent gone")
+    assert a.stop() == 0
