@@ -291,3 +291,52 @@ def test_reload_with_sandboxes(ainit_run):
     assert not alive(h_r) and not alive(h_d)
     wait_for(lambda: not alive(d1), what="dropped group's agent gone")
     assert a.stop() == 0
+
+
+def read_events(p, pred):
+    got = []
+    while True:
+        line = p.stdout.readline()
+        assert line, f"events stream ended; seen: {got}"
+        got.append(json.loads(line)["event"])
+        if pred(got):
+            return got
+
+
+def test_removed_agents_stop_in_reverse_dependency_order(ainit_run):
+    a = ainit_run("""
+version: 1
+groups:
+  g:
+    agents:
+      base: {command: [sleep, "300"]}
+      mid: {command: [sleep, "300"], depends_on: [base]}
+      top: {command: [sh, -c, "trap 'sleep 0.3; exit 0' TERM; sleep 300 & wait"], depends_on: [mid]}
+      stays: {command: [sleep, "300"]}
+""")
+    all_healthy(a, ["base", "mid", "top", "stays"])
+    p = subprocess.Popen([AINIT, "ctl", "--socket", str(a.sock), "--json", "events"],
+                         stdout=subprocess.PIPE, text=True)
+    assert json.loads(p.stdout.readline())["ok"]
+    a.cfg.write_text("""
+version: 1
+groups:
+  g:
+    agents:
+      stays: {command: [sleep, "300"]}
+      added: {command: [sleep, "300"], depends_on: [stays]}
+""")
+    r = a.request({"cmd": "reload"})
+    assert r["ok"] and sorted(r["removed"]) == ["base", "mid", "top"] and r["added"] == ["added"], r
+    evs = read_events(p, lambda g: any(e["agent"] == "added" and e["to"] == "healthy" for e in g))
+    p.kill()
+    p.wait()
+    order = [(e["agent"], e["to"]) for e in evs if e["agent"] in ("base", "mid", "top")]
+    # each goes down only once what depends on it has exited
+    assert order.index(("top", "exited")) < order.index(("mid", "stopping")), order
+    assert order.index(("mid", "exited")) < order.index(("base", "stopping")), order
+    # the added agent starts after the old ones are gone (one swap)
+    names = [e["agent"] for e in evs]
+    assert names.index("added") > max(i for i, n in enumerate(names) if n in ("base", "mid", "top"))
+    assert set(reloaded(a)) == {"stays", "added"}
+    assert a.stop() == 0
