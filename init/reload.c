@@ -498,6 +498,30 @@ static struct ai_config *load_new(struct ai_state *st, struct jw *w)
 	return nc;
 }
 
+/* What needs a reboot is not applied: the running values stay in the new
+ * config, so that status and later sandbox preparations use them. */
+static int keep_one(struct ai_config *nc, const char **dst, const char *old)
+{
+	if (str_eq(*dst, old))
+		return 0;
+	*dst = old ? ai_arena_strdup(&nc->arena, old) : NULL;
+	return old && !*dst ? -ENOMEM : 0;
+}
+
+static int keep_appliance(struct ai_config *nc, const struct ai_config *oc)
+{
+	struct cfg_appliance *n = &nc->app;
+	const struct cfg_appliance *o = &oc->app;
+	if (keep_one(nc, &n->hostname, o->hostname) < 0 || keep_one(nc, &n->data_dir, o->data_dir) < 0 ||
+	    keep_one(nc, &n->bridge_name, o->bridge_name) < 0 ||
+	    keep_one(nc, &n->bridge_subnet, o->bridge_subnet) < 0 ||
+	    keep_one(nc, &n->ctl_socket, o->ctl_socket) < 0 ||
+	    keep_one(nc, &n->ctl_admin_group, o->ctl_admin_group) < 0 ||
+	    keep_one(nc, &n->metrics_listen, o->metrics_listen) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 static int pending_make(struct ai_state *st, struct ai_config *nc, struct rl_pending **out,
 			struct ai_err *e)
 {
@@ -507,6 +531,7 @@ static int pending_make(struct ai_state *st, struct ai_config *nc, struct rl_pen
 	r->nc = nc;
 	r->t0_ms = ai_now_ms();
 	if (rl_plan_make(st->cfg, nc, st->sbx != NULL, &r->plan) < 0 ||
+	    keep_appliance(nc, st->cfg) < 0 ||
 	    !(r->carry = calloc((size_t)nc->nagents + 1, sizeof *r->carry)) ||
 	    !(r->log_from = calloc((size_t)nc->nagents + 1, sizeof *r->log_from))) {
 		r->nc = NULL; /* the caller frees it */

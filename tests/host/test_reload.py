@@ -340,3 +340,27 @@ groups:
     assert names.index("added") > max(i for i, n in enumerate(names) if n in ("base", "mid", "top"))
     assert set(reloaded(a)) == {"stays", "added"}
     assert a.stop() == 0
+
+
+def test_appliance_changes_are_reported_not_applied(ainit_run):
+    cfg = """
+version: 1
+appliance: {hostname: before}
+groups:
+  g:
+    agents:
+      x: {command: [sleep, "300"]}
+"""
+    a = ainit_run(cfg)
+    pid = a.wait_state("x", "healthy")["pid"]
+    a.cfg.write_text(cfg.replace("hostname: before", "hostname: after"))
+    r = a.ctl("reload")
+    assert r.returncode == 0, r.stderr
+    assert "NOT APPLIED (needs reboot): appliance.hostname" in r.stdout, r.stdout
+    assert "nothing to restart" in r.stdout
+    j = json.loads(a.ctl("--json", "reload").stdout)
+    assert j["needs_reboot"] == ["appliance.hostname"] and j["unchanged"] == 1, j
+    reloaded(a)
+    assert a.request({"cmd": "status"})["hostname"] == "before"
+    assert a.agent("x")["pid"] == pid
+    assert a.stop() == 0
