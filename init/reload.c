@@ -480,8 +480,14 @@ static struct ai_config *load_new(struct ai_state *st, struct jw *w)
 	const char *files[RUN_MAX_FILES];
 	struct diag_list d = {0};
 	int n = run_config_files(st, names, files);
-	struct ai_config *nc = run_load_config(files, n, &d);
-	char *text = malloc(RL_DIAG);
+	struct ai_config *nc;
+	char *text;
+	if (n < 1) {
+		refuse(w, "this supervisor was not started from config files; nothing to re-read");
+		return NULL;
+	}
+	nc = run_load_config(files, n, &d);
+	text = malloc(RL_DIAG);
 	if (text)
 		diag_text(&d, text, RL_DIAG);
 	if (!nc) {

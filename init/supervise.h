@@ -14,7 +14,7 @@
  *
  * Owns: starting processes (through sup_spawn hooks), restart policy,
  * backoff and burst budget, ordered shutdown. Never blocks; allocation only
- * in sup_init().
+ * in sup_init() and, for a reload, sup_table_prepare().
  */
 #ifndef AINIT_SUPERVISE_H
 #define AINIT_SUPERVISE_H
