@@ -7,7 +7,7 @@ import re
 import signal
 import subprocess
 
-from conftest import AINIT, free_port, wait_for
+from conftest import AINIT, BUILD, free_port, wait_for
 
 
 def alive(pid):
@@ -363,4 +363,73 @@ groups:
     reloaded(a)
     assert a.request({"cmd": "status"})["hostname"] == "before"
     assert a.agent("x")["pid"] == pid
+    assert a.stop() == 0
+
+
+def test_requests_while_a_reload_waits_and_sigterm(ainit_run, tmp_path):
+    gate = tmp_path / "gate"
+    slow = f"trap 'while [ ! -e {gate} ]; do sleep 0.05; done; exit 0' TERM; sleep 300 & wait"
+    cfg = f"""
+version: 1
+groups:
+  g:
+    agents:
+      slow: {{command: [sh, -c, "{slow}"]}}
+      steady: {{command: [sleep, "300"]}}
+"""
+    a = ainit_run(cfg)
+    s = all_healthy(a, ["slow", "steady"])
+    a.cfg.write_text(cfg.replace("exit 0", "exit 0 "))
+    r = a.request({"cmd": "reload"})
+    assert r["ok"] and [x["name"] for x in r["restarted"]] == ["slow"] and r["stopping"] == 1, r
+    # slow does not stop until the gate opens: the reload waits for it
+    assert a.request({"cmd": "status"})["reloading"]
+    assert "reload is in progress" in a.request({"cmd": "stop", "target": "steady"})["error"]
+    assert "reload is in progress" in a.request({"cmd": "restart", "target": "slow"})["error"]
+    assert "already in progress" in a.request({"cmd": "reload"})["error"]
+    assert a.agent("steady")["pid"] == s["steady"]["pid"]
+    gate.touch()
+    s2 = reloaded(a)
+    assert s2["slow"]["pid"] != s["slow"]["pid"] and s2["steady"]["pid"] == s["steady"]["pid"]
+    all_healthy(a, ["slow", "steady"])
+    # a reload still waiting when SIGTERM comes is dropped; ainit ends cleanly
+    gate.unlink()
+    a.cfg.write_text(cfg)
+    assert a.request({"cmd": "reload"})["ok"]
+    assert a.request({"cmd": "status"})["reloading"]
+    a.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "abandoned" in a.logtext(), what="pending reload abandoned")
+    gate.touch()
+    assert a.stop() == 0
+
+
+def test_unchanged_notify_agent_keeps_its_socket(ainit_run):
+    stub = str(BUILD / "agents" / "stub-agent")
+    if not os.path.exists(stub):
+        import pytest
+        pytest.skip(f"{stub} not built (make agents)")
+    cfg = f"""
+version: 1
+defaults: {{user: root}}
+groups:
+  g:
+    agents:
+      watched: {{command: [{stub}, --no-service], health: {{notify: true, watchdog: 600ms, retries: 1}}}}
+"""
+    a = ainit_run(cfg)
+    w = a.wait_state("watched", "healthy")
+    # a notify agent added in front of it: every index moves
+    a.cfg.write_text(cfg.replace("    agents:\n", f"    agents:\n      first: {{command: [{stub}, --no-service], health: {{notify: true, watchdog: 600ms, retries: 1}}}}\n"))
+    r = a.request({"cmd": "reload"})
+    assert r["ok"] and r["added"] == ["first"] and r["unchanged"] == 1, r
+    reloaded(a)
+    a.wait_state("first", "healthy")
+    checks = a.request({"cmd": "health", "target": "watched"})["probe"]["checks"]
+    # WATCHDOG=1 every 300 ms keeps arriving on the same socket: five more
+    # pings span more than the 600 ms watchdog, so a lost socket would have
+    # failed it and restarted the agent
+    wait_for(lambda: a.request({"cmd": "health", "target": "watched"})["probe"]["checks"] >= checks + 5,
+             what="watchdog pings after the reload")
+    x = a.agent("watched")
+    assert x["state"] == "healthy" and x["restarts"] == 0 and x["pid"] == w["pid"], x
     assert a.stop() == 0
