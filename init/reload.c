@@ -425,6 +425,7 @@ struct rl_pending {
 	int *log_from;            /* per new agent: old index whose log it keeps, -1 */
 	uint64_t t0_ms;
 	int stopping;             /* agents that had to stop first */
+	char (*names)[256];       /* the files' names, as long as nc lives */
 };
 
 bool reload_pending(const struct ai_state *st)
@@ -442,6 +443,7 @@ static void pending_free(struct rl_pending *r)
 	rl_plan_free(&r->plan);
 	free(r->carry);
 	free(r->log_from);
+	free(r->names);
 	free(r);
 }
 
@@ -473,10 +475,11 @@ static void diag_text(const struct diag_list *d, char *buf, size_t cap)
 	buf[cap - 1] = 0;
 }
 
-/* Load the files run.c names; on errors the reply carries them. */
-static struct ai_config *load_new(struct ai_state *st, struct jw *w)
+/* Load the files run.c names; on errors the reply carries them. The
+ * config's positions point at names (PID 1's appliance.d files), so names
+ * lives as long as the config: in the pending reload, then in st. */
+static struct ai_config *load_new(struct ai_state *st, struct jw *w, char (*names)[256])
 {
-	char names[RUN_MAX_FILES][256];
 	const char *files[RUN_MAX_FILES];
 	struct diag_list d = {0};
 	int n = run_config_files(st, names, files);
@@ -528,19 +531,21 @@ static int keep_appliance(struct ai_config *nc, const struct ai_config *oc)
 	return 0;
 }
 
-static int pending_make(struct ai_state *st, struct ai_config *nc, struct rl_pending **out,
-			struct ai_err *e)
+static int pending_make(struct ai_state *st, struct ai_config *nc, char (*names)[256],
+			struct rl_pending **out, struct ai_err *e)
 {
 	struct rl_pending *r = calloc(1, sizeof *r);
 	if (!r)
 		return ai_fail(e, "reload", "calloc", ENOMEM, "pending reload");
 	r->nc = nc;
+	r->names = names;
 	r->t0_ms = ai_now_ms();
 	if (rl_plan_make(st->cfg, nc, st->sbx != NULL, &r->plan) < 0 ||
 	    keep_appliance(nc, st->cfg) < 0 ||
 	    !(r->carry = calloc((size_t)nc->nagents + 1, sizeof *r->carry)) ||
 	    !(r->log_from = calloc((size_t)nc->nagents + 1, sizeof *r->log_from))) {
-		r->nc = NULL; /* the caller frees it */
+		r->nc = NULL; /* the caller frees it and names */
+		r->names = NULL;
 		pending_free(r);
 		return ai_fail(e, "reload", "calloc", ENOMEM, "reload plan");
 	}
@@ -551,6 +556,7 @@ static int pending_make(struct ai_state *st, struct ai_config *nc, struct rl_pen
 	r->table = sup_table_prepare(st, nc, r->carry, e);
 	if (!r->table) {
 		r->nc = NULL;
+		r->names = NULL;
 		pending_free(r);
 		return -ENOMEM;
 	}
@@ -634,6 +640,7 @@ int reload_request(struct ai_state *st, struct jw *w)
 	struct ai_err e = {0};
 	struct rl_pending *r = NULL;
 	struct ai_config *nc;
+	char (*names)[256];
 	if (!st->cfg) {
 		refuse(w, "no configuration is running (%s); reboot to load one", st->degraded);
 		return -EINVAL;
@@ -647,10 +654,17 @@ int reload_request(struct ai_state *st, struct jw *w)
 		return -EBUSY;
 	}
 	log_info("reload", NULL, "reloading the configuration");
-	if (!(nc = load_new(st, w)))
+	if (!(names = calloc(RUN_MAX_FILES, sizeof *names))) {
+		refuse(w, "out of memory; the running configuration is unchanged");
+		return -ENOMEM;
+	}
+	if (!(nc = load_new(st, w, names))) {
+		free(names);
 		return -EINVAL;
-	if (pending_make(st, nc, &r, &e) < 0) {
+	}
+	if (pending_make(st, nc, names, &r, &e) < 0) {
 		cfg_free(nc);
+		free(names);
 		log_error(&e);
 		refuse(w, "%s; the running configuration is unchanged", e.msg);
 		return -ENOMEM;
@@ -691,6 +705,9 @@ static void swap(struct ai_state *st, struct rl_pending *r)
 	if (met_resize(st, &e) < 0)
 		log_error(&e);
 	cfg_free(oc);
+	free(st->cfg_names); /* what oc's positions pointed at */
+	st->cfg_names = r->names;
+	r->names = NULL;
 	log_info("reload", NULL, "applied in %llu ms; %d agents",
 		 (unsigned long long)(ai_now_ms() - r->t0_ms), st->nagents);
 	st->reload = NULL;

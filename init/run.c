@@ -365,6 +365,7 @@ out:
 	probe_fini(st);
 	sup_fini(st);
 	cfg_free(st->cfg);
+	free(st->cfg_names);
 	loop_fini(&st->loop);
 	if (st->sigfd >= 0)
 		close(st->sigfd);

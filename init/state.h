@@ -45,6 +45,7 @@ struct ai_state {
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
 	struct sbx_sup *sbx;        /* non-NULL: groups run in their sandbox (sandbox.h) */
 	struct rl_pending *reload;  /* reload.c: a reload waiting for agents to stop */
+	char (*cfg_names)[256];     /* reload.c: file names cfg's positions point at */
 	int next_notify_id;         /* notify sockets: ids of agents added by a reload */
 };
 
