@@ -7,13 +7,13 @@ DESIGN 11 target: ratio <= 1.5.
 
   anchor   QEMU started -> QEMU exited after the bare /init's reboot(POWER_OFF)
            (kernel boot + poweroff; the host's clock)
-  mainpc   QEMU started -> the first `ainit ctl status` in which all 60 agents
+  mainpc   QEMU started -> the first `ainit ctl status` in which all 61 agents
            are healthy (the host's clock; polled every 50 ms), and the same in
            the guest's clock (status clock_ms: when the last agent became
            healthy, ms since the guest kernel started)
 
   flat     the same image with one more override that empties every
-           depends_on: all 62 processes start at once, no ordering; what the
+           depends_on: all 63 processes start at once, no ordering; what the
            same work costs in this guest without the dependency graph (the
            floor the ordered boot can approach), host and guest clock
 

@@ -317,7 +317,7 @@ def bench_rss(a, tmp):
         time.sleep(1)
         r = rss(x.pid)
         x.stop()
-        print(f"rss: full MainPC (60 agents, stubs + redis + nats): {fmt_rss(r)}  [target < 4 MiB]")
+        print(f"rss: full MainPC (61 agents, stubs + redis + nats): {fmt_rss(r)}  [target < 4 MiB]")
     # where it goes
     print("rss: largest mappings of ainit (KiB):", end="")
     x = Ainit(a.ainit, Path(tmp) / "rss2", "version: 1\ndefaults: {user: root}\ngroups:\n  g:\n    agents:\n"

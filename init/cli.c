@@ -26,6 +26,7 @@ static void usage(FILE *f)
 		   "  logs AGENT [-n N] [-f]  the agent's last N lines (default 100); -f follows\n"
 		   "  health AGENT        last health checks: result, output, latency, schedule\n"
 		   "  events              follow state changes as they happen (--json: raw)\n"
+		   "  reload              re-read the config; restart only what changed\n"
 		   "  ping\n"
 		   "socket: --socket, $AINIT_SOCKET, or " CLI_DEFAULT_SOCKET "\n");
 }
@@ -122,6 +123,40 @@ static const char *str(const struct jparse *p, int obj, const char *k)
 {
 	const char *s = json_get_str(p, obj, k);
 	return s ? s : "";
+}
+
+/* The names in array member k, comma-separated, on one line. */
+static int print_names(const struct jparse *p, int root, const char *k, const char *label)
+{
+	int arr = json_get(p, root, k), n = 0;
+	if (arr < 0 || p->pool[arr].kind != JV_ARR)
+		return 0;
+	for (int i = p->pool[arr].first_child; i >= 0; i = p->pool[i].next) {
+		if (!n++)
+			printf("%-10s ", label);
+		if (p->pool[i].kind == JV_OBJ)
+			printf("%s%s (%s)", n > 1 ? ", " : "", str(p, i, "name"), str(p, i, "changed"));
+		else
+			printf("%s%s", n > 1 ? ", " : "", p->pool[i].str ? p->pool[i].str : "");
+	}
+	if (n)
+		printf("\n");
+	return n;
+}
+
+static void print_reload(const struct jparse *p, int root)
+{
+	int n = print_names(p, root, "added", "added");
+	n += print_names(p, root, "removed", "removed");
+	n += print_names(p, root, "restarted", "restarted");
+	print_names(p, root, "rebuilt_groups", "sandbox");
+	printf("%-10s %lld agent(s)\n", "unchanged", num(p, root, "unchanged"));
+	if (!n)
+		printf("nothing to restart\n");
+	if (print_names(p, root, "needs_reboot", "NOT APPLIED (needs reboot):"))
+		printf("%-10s the running system keeps the old values of these keys\n", "");
+	if (json_get_str(p, root, "diagnostics"))
+		fputs(str(p, root, "diagnostics"), stderr);
 }
 
 static void print_probe_stat(const struct jparse *p, int o, const char *indent)
@@ -388,8 +423,16 @@ int cmd_ctl(int argc, char **argv)
 	}
 	const char *err = json_get_str(&p, root, "error");
 	if (err) {
+		if (json)
+			printf("%s\n", reply);
 		fprintf(stderr, "ainit ctl %s: %s\n", verb, err);
+		if (!json && json_get_str(&p, root, "diagnostics")) /* reload: the new config's */
+			fputs(str(&p, root, "diagnostics"), stderr);
 		return 1;
+	}
+	if (!strcmp(verb, "reload") && !json) {
+		print_reload(&p, root);
+		return 0;
 	}
 	if (!strcmp(verb, "status")) {
 		if (json)

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "logcap.h"
 #include "probe.h"
+#include "reload.h"
 #include "sandbox.h"
 #include "state.h"
 #include "util.h"
@@ -98,6 +99,7 @@ static void cmd_status(struct ai_state *st, const struct ctl_req *rq, struct jw 
 	jw_kstr(w, "phase", phases[st->phase]);
 	jw_kbool(w, "pid1", st->pid1);
 	jw_kstr(w, "degraded", st->degraded[0] ? st->degraded : NULL);
+	jw_kbool(w, "reloading", reload_pending(st));
 	jw_kint(w, "uptime_ms", (long long)(now - st->started_ms));
 	/* CLOCK_MONOTONIC: as PID 1 about the ms since the kernel started, so that
 	 * a host can tell boot timings (now - an agent's since_ms) in the guest's time */
@@ -241,6 +243,12 @@ static void cmd_reboot(struct ai_state *st, const struct ctl_req *rq, struct jw 
 	begin_final(st, st->pid1 ? FINAL_REBOOT : FINAL_EXIT, w);
 }
 
+static void cmd_reload(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
+{
+	(void)rq;
+	reload_request(st, w); /* writes "ok" and the diff, or "error" */
+}
+
 static void cmd_ping(struct ai_state *st, const struct ctl_req *rq, struct jw *w)
 {
 	(void)st;
@@ -259,6 +267,7 @@ static const struct {
 	{"restart", true, cmd_restart},	 {"poweroff", true, cmd_poweroff},
 	{"reboot", true, cmd_reboot},	 {"logs", false, cmd_logs},
 	{"health", false, cmd_health},	 {"events", false, cmd_events},
+	{"reload", true, cmd_reload},
 };
 
 static size_t handle_line(struct ai_state *st, const char *line, size_t len, bool admin,
@@ -337,6 +346,20 @@ static void client_close(struct ai_state *st, struct ctl_client *c)
 	c->skipping = false;
 	c->follow = -1;
 	c->events = false;
+}
+
+static bool client_flush(struct ai_state *st, struct ctl_client *c);
+
+void ctl_follow_remap(struct ai_state *st, const int *new_of_old, int nold)
+{
+	for (int i = 0; st->ctl.clients && i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &st->ctl.clients[i];
+		if (c->fd < 0 || c->follow < 0)
+			continue;
+		c->follow = c->follow < nold ? new_of_old[c->follow] : -1;
+		if (c->follow < 0 && client_flush(st, c))
+			client_close(st, c); /* the agent is gone: so is its stream */
+	}
 }
 
 /* Write what is pending; returns false when the client was closed. */

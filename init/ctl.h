@@ -12,7 +12,9 @@
  *   then, additively (old clients unaffected): health, logs (with follow:
  *   further {"log": LINE} objects until the client leaves), events (then
  *   {"event": {t_ms, agent, group, from, to, pid, reason, waiting_for}} per
- *   state change until the client leaves).
+ *   state change until the client leaves), reload (admin; the diff it
+ *   applied: added, removed, restarted with the key that changed, unchanged,
+ *   needs_reboot; or an error with the new config's "diagnostics").
  */
 #ifndef AINIT_CTL_H
 #define AINIT_CTL_H
@@ -69,6 +71,9 @@ size_t ctl_handle_line(struct ai_state *st, const char *line, size_t len,
 struct sup_agent;
 /* A new log line of an agent: pushed to the clients that follow it. */
 void ctl_log_line(struct ai_state *st, const struct sup_agent *a, const char *line, size_t n);
+/* Reload: followers of old agent j follow new_of_old[j]; the followers of
+ * an agent that is gone are let go (their stream ends). */
+void ctl_follow_remap(struct ai_state *st, const int *new_of_old, int nold);
 /* An agent changed state (enum sup_state values): pushed to `events` clients. */
 void ctl_agent_event(struct ai_state *st, const struct sup_agent *a, int from, int to);
 

@@ -441,6 +441,38 @@ int met_init(struct ai_state *st, struct ai_err *e)
 	return 0;
 }
 
+int met_resize(struct ai_state *st, struct ai_err *e)
+{
+	struct met_server *m = st->metrics;
+	size_t outcap = 8192 + (size_t)st->nagents * 1400 + (size_t)st->cfg->ngroups * 400;
+	struct met_agent *a;
+	struct met_group *g;
+	if (!m)
+		return 0;
+	a = realloc(m->a, ((size_t)st->nagents + 1) * sizeof *a);
+	if (a)
+		m->a = a;
+	g = realloc(m->g, ((size_t)st->cfg->ngroups + 1) * sizeof *g);
+	if (g)
+		m->g = g;
+	if (!a || !g) { /* too small for the new agents: no /metrics rather than a wrong one */
+		met_fini(st);
+		return ai_fail(e, "metrics", "realloc", ENOMEM, "metrics tables; /metrics is off");
+	}
+	memset(m->a, 0, ((size_t)st->nagents + 1) * sizeof *a);
+	memset(m->g, 0, ((size_t)st->cfg->ngroups + 1) * sizeof *g);
+	if (outcap <= m->outcap)
+		return 0;
+	for (int i = 0; i < MET_MAX_CLIENTS; i++) {
+		char *o = realloc(m->c[i].out, outcap);
+		if (!o)
+			return ai_fail(e, "metrics", "realloc", ENOMEM, "reply buffers");
+		m->c[i].out = o;
+	}
+	m->outcap = outcap;
+	return 0;
+}
+
 void met_fini(struct ai_state *st)
 {
 	struct met_server *m = st->metrics;

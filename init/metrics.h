@@ -61,4 +61,8 @@ bool met_parse_request(const char *req, size_t len, char *path, size_t cap);
 int met_init(struct ai_state *st, struct ai_err *e);
 void met_fini(struct ai_state *st);
 
+/* Reload: tables and reply buffers sized for st's new agents and groups
+ * (replies in flight keep their bytes). */
+int met_resize(struct ai_state *st, struct ai_err *e);
+
 #endif

@@ -1053,7 +1053,7 @@ static int notify_open(struct ai_state *st, struct probe *p, struct ai_err *e)
 	int one = 1;
 	AI_AUTOCLOSE int fd = -1;
 	size_t pl;
-	probe_notify_path(st->state_dir, p->a->idx, getpid(), p->npath, sizeof p->npath);
+	probe_notify_path(st->state_dir, p->a->notify_id, getpid(), p->npath, sizeof p->npath);
 	pl = strlen(p->npath);
 	memcpy(sa.sun_path, p->npath, pl);
 	if (p->npath[0] == '@')
@@ -1444,11 +1444,8 @@ int probe_init(struct ai_state *st, struct ai_err *e)
 	return 0;
 }
 
-void probe_fini(struct ai_state *st)
+static void tab_fini(struct ai_state *st, struct probe_tab *t)
 {
-	struct probe_tab *t = tab(st);
-	if (!t)
-		return;
 	for (int i = 0; t->p && i < t->n; i++) {
 		struct probe *p = &t->p[i];
 		p->active = false;
@@ -1464,6 +1461,10 @@ void probe_fini(struct ai_state *st)
 		close_src(st, &t->r[i].src, &t->r[i].fd);
 		loop_timer_unregister(&st->loop, &t->r[i].timer);
 	}
+}
+
+static void tab_free(struct probe_tab *t)
+{
 	if (t->zok) {
 		t->z.ctx_term(t->z.ctx);
 		/* libzmq stays mapped: its threads are gone, unloading buys nothing */
@@ -1471,7 +1472,103 @@ void probe_fini(struct ai_state *st)
 	free(t->p);
 	free(t->r);
 	free(t);
+}
+
+void probe_fini(struct ai_state *st)
+{
+	struct probe_tab *t = tab(st);
+	if (!t)
+		return;
+	tab_fini(st, t);
+	tab_free(t);
 	st->probes = NULL;
+}
+
+struct probe_tab *probe_detach(struct ai_state *st)
+{
+	struct probe_tab *t = st->probes;
+	st->probes = NULL;
+	return t;
+}
+
+/* What an agent's probe keeps across a reload. */
+struct probe_keep {
+	bool active, passed, ready, armed, was_running;
+	uint64_t gap_ms, when_ms, ignored;
+	struct probe_stat stat;
+};
+
+static void keep_take(const struct probe *q, struct probe_keep *k)
+{
+	k->active = q->active;
+	k->passed = q->passed;
+	k->ready = q->ready;
+	k->was_running = q->running;
+	k->armed = q->timer.armed;
+	k->when_ms = q->timer.when_ms;
+	k->gap_ms = q->gap_ms;
+	k->ignored = q->ignored;
+	k->stat = q->stat;
+}
+
+static void keep_give(struct ai_state *st, struct probe *p, const struct probe_keep *k)
+{
+	const struct cfg_health *h = &p->a->cfg->health;
+	p->stat = k->stat;
+	p->passed = k->passed;
+	p->ready = k->ready;
+	p->ignored = k->ignored;
+	p->gap_ms = k->gap_ms;
+	if (!k->active || h->kind == HK_NONE)
+		return;
+	p->active = true;
+	p->t0_us = now_us();
+	/* a check that was in flight starts again now; a waiting one keeps
+	 * its time (notify: its READY or watchdog deadline) */
+	if (k->was_running && h->kind != HK_NOTIFY)
+		loop_timer_arm_in(&st->loop, &p->timer, 0);
+	else if (k->armed)
+		loop_timer_arm(&st->loop, &p->timer, k->when_ms);
+}
+
+static void remotes_keep(struct probe_tab *t, const struct probe_tab *old)
+{
+	for (int i = 0; i < t->nr; i++) {
+		const struct probe_remote *q = remote_find(old, t->r[i].name);
+		if (q && t->r[i].usable && !strcmp(q->target, t->r[i].target)) {
+			t->r[i].ok = q->ok;
+			t->r[i].stat = q->stat;
+		}
+	}
+}
+
+int probe_reload(struct ai_state *st, struct probe_tab *old, const int *carry, struct ai_err *e)
+{
+	struct probe_keep *k = calloc((size_t)st->nagents + 1, sizeof *k);
+	int r;
+	if (old) {
+		for (int i = 0; k && i < st->nagents; i++)
+			if (carry[i] >= 0 && carry[i] < old->n)
+				keep_take(&old->p[carry[i]], &k[i]);
+		/* ends the old checks and frees the notify paths for the new
+		 * table (its helpers find the table through st) */
+		st->probes = old;
+		tab_fini(st, old);
+		st->probes = NULL;
+	}
+	r = probe_init(st, e);
+	if (st->probes && k)
+		for (int i = 0; i < st->nagents; i++)
+			if (carry[i] >= 0)
+				keep_give(st, &st->probes->p[i], &k[i]);
+	if (st->probes && old)
+		remotes_keep(st->probes, old);
+	if (old)
+		tab_free(old);
+	free(k);
+	if (!k && r == 0)
+		return ai_fail(e, "probe", "calloc", ENOMEM, "reload: probe results start afresh");
+	return r;
 }
 
 /* ---- reporting ---- */

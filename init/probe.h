@@ -74,6 +74,15 @@ bool probe_on_reaped(struct ai_state *st, pid_t pid, int status);
  * short enough, else an abstract name. Pure. */
 void probe_notify_path(const char *state_dir, int idx, pid_t self, char *buf, size_t n);
 
+/* Reload (reload.c): take the probe table away from st (still working,
+ * nothing closed), then build the table of st's new agents and end the old
+ * one: agent i with carry[i] >= 0 keeps that old agent's results, schedule,
+ * readiness and notify socket path (its check in flight is restarted);
+ * remote dependencies keep their last result by name. */
+struct probe_tab *probe_detach(struct ai_state *st);
+int probe_reload(struct ai_state *st, struct probe_tab *old, const int *carry,
+		 struct ai_err *e);
+
 const struct probe_stat *probe_stat_of(const struct ai_state *st, int agent_idx);
 /* For ctl health: the agent's probe (kind, target, schedule, results) and
  * its remote dependencies, as JSON members. */

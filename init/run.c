@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "logcap.h"
 #include "probe.h"
+#include "reload.h"
 #include "sandbox.h"
 #include "state.h"
 #include "util.h"
@@ -83,8 +84,8 @@ static void on_signal(struct ai_state *st, struct loop_src *src, uint32_t ev)
 		case SIGINT: /* PID 1: ctrl-alt-del, since RB_DISABLE_CAD */
 			begin_stop(st, st->pid1 ? FINAL_REBOOT : FINAL_EXIT, "SIGINT");
 			break;
-		case SIGHUP:
-			log_info("run", NULL, "SIGHUP ignored: this ainit has no live reload; restart it to apply a changed config");
+		case SIGHUP: /* the same as `ainit ctl reload`; the outcome is logged */
+			reload_request(st, NULL);
 			break;
 		default:
 			break;
@@ -114,19 +115,25 @@ static int setup_signals(struct ai_state *st, struct ai_err *e)
 	return loop_add(&st->loop, &st->sigsrc, st->sigfd, EPOLLIN, on_signal, NULL, e);
 }
 
+struct ai_config *run_load_config(const char *const *files, int n, struct diag_list *d)
+{
+	struct ai_config *c = cfg_load(files, n, d);
+	if (c)
+		chk_config(c, d);
+	diag_sort(d);
+	if (d->errors && c) {
+		cfg_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
 /* Load and check; on failure print the diagnostics and return NULL. */
 static struct ai_config *load_config(const char *const *files, int n, char *why, size_t whylen)
 {
 	struct diag_list d = {0};
-	struct ai_config *c = cfg_load(files, n, &d);
-	if (c)
-		chk_config(c, &d);
-	diag_sort(&d);
+	struct ai_config *c = run_load_config(files, n, &d);
 	diag_print(&d, stderr);
-	if (d.errors && c) {
-		cfg_free(c);
-		c = NULL;
-	}
 	if (!c)
 		snprintf(why, whylen, "%s: %d error(s) in the configuration (see `ainit check %s`)",
 			 files[0], d.errors ? d.errors : 1, files[0]);
@@ -203,6 +210,9 @@ static int supervise_loop(struct ai_state *st)
 	unsigned failures = 0;
 	while (st->phase != PHASE_DONE) {
 		int r = loop_run_once(st, &st->loop);
+		/* between rounds, where no callback holds a pointer into the
+		 * tables a reload replaces */
+		reload_poll(st);
 		if (r < 0) {
 			log_err("run", NULL, "epoll_wait: %s", strerror(-r));
 			if (!st->pid1 || ++failures > 1000)
@@ -302,6 +312,8 @@ int cmd_run(int argc, char **argv)
 	}
 	st->state_dir = state_dir;
 	st->config_path = files[0];
+	st->config_files = files;
+	st->nconfig_files = nfiles;
 	st->cfg = load_config(files, nfiles, st->degraded, sizeof st->degraded);
 	if (!st->cfg)
 		goto out;
@@ -343,12 +355,17 @@ int cmd_run(int argc, char **argv)
 	log_info("run", NULL, "all agents stopped; %llu orphans reaped",
 		 (unsigned long long)st->orphans_reaped);
 out:
+	if (st->reload) { /* ended (SIGTERM) while a reload waited */
+		st->phase = PHASE_DONE;
+		reload_poll(st);
+	}
 	ctl_close(st);
 	logcap_fini(st);
 	met_fini(st);
 	probe_fini(st);
 	sup_fini(st);
 	cfg_free(st->cfg);
+	free(st->cfg_names);
 	loop_fini(&st->loop);
 	if (st->sigfd >= 0)
 		close(st->sigfd);
@@ -398,6 +415,17 @@ static int pid1_overrides(char (*buf)[256], const char **files)
 	}
 	free(names);
 	return k;
+}
+
+int run_config_files(const struct ai_state *st, char (*buf)[256], const char **files)
+{
+	if (!st->pid1) {
+		for (int i = 0; i < st->nconfig_files && i < RUN_MAX_FILES; i++)
+			files[i] = st->config_files[i];
+		return st->nconfig_files;
+	}
+	files[0] = PID1_CONFIG;
+	return 1 + pid1_overrides(buf, files + 1);
 }
 
 int run_pid1(int argc, char **argv)

@@ -272,6 +272,69 @@ int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e)
 	return sbx_kill(&x->groups[gi], e);
 }
 
+static void group_blank(struct sbx_group *s)
+{
+	memset(s, 0, sizeof *s);
+	s->holder_pidfd = s->cgfd = s->own_pidns = s->orphfd = s->readyfd = -1;
+}
+
+/* New group g's old index when it keeps its sandbox, else -1. */
+static int kept_group(const struct ai_config *old, const struct ai_config *nc, const bool *rebuild,
+		      int g)
+{
+	return rebuild[g] ? -1 : cfg_find_group(old, nc->groups[g].name);
+}
+
+int sbx_sup_remap(struct sbx_sup *x, const struct ai_config *old, const struct ai_config *nc,
+		  const int *new_of_old, const bool *rebuild, struct ai_err *e)
+{
+	struct sbx_group *ng = calloc((size_t)nc->ngroups + 1, sizeof *ng);
+	struct sbx_ids *nids = calloc((size_t)nc->nagents + 1, sizeof *nids);
+	bool *taken = calloc((size_t)x->ngroups + 1, sizeof *taken);
+	if (!ng || !nids || !taken) {
+		free(ng);
+		free(nids);
+		free(taken);
+		return ai_fail(e, "sandbox", "calloc", ENOMEM, "reload: group table");
+	}
+	for (int g = 0; g < nc->ngroups; g++) {
+		int og = kept_group(old, nc, rebuild, g);
+		group_blank(&ng[g]);
+		if (og < 0 || og >= x->ngroups)
+			continue;
+		ng[g] = x->groups[og];
+		ng[g].gi = g;
+		ng[g].name = nc->groups[g].name; /* the old config goes */
+		taken[og] = true;
+	}
+	for (int i = 0; i < nc->nagents; i++)
+		nids[i].leaffd = -1;
+	for (int j = 0; j < x->nagents && j < old->nagents; j++) {
+		int i = new_of_old[j];
+		struct sbx_ids *d = &x->ids[j];
+		if (i >= 0 && kept_group(old, nc, rebuild, nc->agents[i].group) ==
+				      old->agents[j].group) {
+			nids[i] = *d;
+			nids[i].holder = 0; /* its user may have changed: looked up again */
+			nids[i].bundle = false;
+		} else if (d->leaffd >= 0)
+			close(d->leaffd);
+	}
+	for (int og = 0; og < x->ngroups; og++)
+		if (!taken[og] && x->groups[og].holder) {
+			log_info("sandbox", x->groups[og].name, "reload: sandbox torn down");
+			sbx_teardown(&x->groups[og]);
+		}
+	free(taken);
+	free(x->groups);
+	free(x->ids);
+	x->groups = ng;
+	x->ngroups = nc->ngroups;
+	x->ids = nids;
+	x->nagents = nc->nagents;
+	return 0;
+}
+
 uint64_t sbx_sup_orphans(struct sbx_sup *x)
 {
 	uint64_t sum = 0;

@@ -16,6 +16,7 @@
 struct probe_tab;
 struct met_server;
 struct sbx_sup;
+struct rl_pending;
 
 enum ai_phase { PHASE_RUN, PHASE_STOPPING, PHASE_DONE };
 enum ai_final { FINAL_EXIT, FINAL_POWEROFF, FINAL_REBOOT };
@@ -23,6 +24,8 @@ enum ai_final { FINAL_EXIT, FINAL_POWEROFF, FINAL_REBOOT };
 struct ai_state {
 	struct ai_config *cfg;      /* NULL in degraded mode (no usable config) */
 	const char *config_path;
+	const char *const *config_files; /* `ainit run`: the --config files, in order */
+	int nconfig_files;
 	struct ai_loop loop;
 	int sigfd;
 	struct loop_src sigsrc;
@@ -41,6 +44,9 @@ struct ai_state {
 	int console_fd;             /* PID 1: /dev/console (boot.c), else -1 */
 	struct ai_vport vport;      /* PID 1: virtio-serial control channel */
 	struct sbx_sup *sbx;        /* non-NULL: groups run in their sandbox (sandbox.h) */
+	struct rl_pending *reload;  /* reload.c: a reload waiting for agents to stop */
+	char (*cfg_names)[256];     /* reload.c: file names cfg's positions point at */
+	int next_notify_id;         /* notify sockets: ids of agents added by a reload */
 };
 
 #endif

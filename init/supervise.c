@@ -585,10 +585,11 @@ static void on_timer(struct ai_state *st, struct loop_timer *t)
 	dispatch(st, t->data, SUP_EV_TIMER);
 }
 
-static char **build_env(struct ai_state *st, const struct cfg_agent *ca)
+static char **build_env(struct ai_state *st, struct ai_config *c, const struct cfg_agent *ca,
+			     int notify_id)
 {
-	const struct cfg_group *g = &st->cfg->groups[ca->group];
-	struct ai_arena *ar = &st->cfg->arena;
+	const struct cfg_group *g = &c->groups[ca->group];
+	struct ai_arena *ar = &c->arena;
 	int max = ca->env.n + 16;
 	char **env = ai_arena_alloc(ar, (size_t)max * sizeof *env);
 	int n = 0;
@@ -621,7 +622,7 @@ static char **build_env(struct ai_state *st, const struct cfg_agent *ca)
 		ADD("HEALTH_CHECK_PORT=%d", ca->health_port);
 	if (ca->health.kind == HK_NOTIFY) {
 		char np[128];
-		probe_notify_path(st->state_dir, (int)(ca - st->cfg->agents), getpid(), np, sizeof np);
+		probe_notify_path(st->state_dir, notify_id, getpid(), np, sizeof np);
 		ADD("NOTIFY_SOCKET=%s", np);
 		if (ca->health.watchdog_ms > 0)
 			ADD("WATCHDOG_USEC=%lld", (long long)ca->health.watchdog_ms * 1000);
@@ -631,25 +632,37 @@ static char **build_env(struct ai_state *st, const struct cfg_agent *ca)
 	return env;
 }
 
+/* One fresh agent entry: nothing in the loop yet. */
+static int agent_make(struct ai_state *st, struct ai_config *c, struct sup_agent *a, int i,
+		      int notify_id, struct ai_err *e)
+{
+	a->cfg = &c->agents[i];
+	a->idx = i;
+	a->state = SUP_WAITING;
+	a->want_up = true;
+	a->pidfd = a->execfd = -1;
+	a->last_status = -1;
+	a->timer.slot = -1;
+	a->notify_id = notify_id;
+	a->burst_ring = calloc((size_t)a->cfg->restart.burst + 1, sizeof *a->burst_ring);
+	a->envp = build_env(st, c, a->cfg, notify_id);
+	if (!a->burst_ring || !a->envp)
+		return ai_fail(e, "supervise", "calloc", ENOMEM, "agent %s", a->cfg->name);
+	return 0;
+}
+
 int sup_init(struct ai_state *st, struct ai_err *e)
 {
-	const struct ai_config *c = st->cfg;
+	struct ai_config *c = st->cfg;
 	st->agents = calloc((size_t)c->nagents + 1, sizeof *st->agents);
 	if (!st->agents) /* nagents stays 0: the fini functions walk nothing */
 		return ai_fail(e, "supervise", "calloc", ENOMEM, "agent table");
 	st->nagents = c->nagents;
+	st->next_notify_id = c->nagents;
 	for (int i = 0; i < c->nagents; i++) {
 		struct sup_agent *a = &st->agents[i];
-		a->cfg = &c->agents[i];
-		a->idx = i;
-		a->state = SUP_WAITING;
-		a->want_up = true;
-		a->pidfd = a->execfd = -1;
-		a->last_status = -1;
-		a->burst_ring = calloc((size_t)a->cfg->restart.burst + 1, sizeof *a->burst_ring);
-		a->envp = build_env(st, a->cfg);
-		if (!a->burst_ring || !a->envp)
-			return ai_fail(e, "supervise", "calloc", ENOMEM, "agent %s", a->cfg->name);
+		if (agent_make(st, c, a, i, i, e) < 0)
+			return -ENOMEM;
 		if (loop_timer_register(&st->loop, &a->timer, on_timer, a, e) < 0)
 			return -ENOMEM;
 	}
@@ -663,6 +676,143 @@ void sup_fini(struct ai_state *st)
 	free(st->agents);
 	st->agents = NULL;
 	st->nagents = 0;
+}
+
+/* ---- reload ---- */
+
+struct sup_agent *sup_table_prepare(struct ai_state *st, struct ai_config *nc, const int *carry,
+				    struct ai_err *e)
+{
+	struct sup_agent *t = calloc((size_t)nc->nagents + 1, sizeof *t);
+	int next = st->next_notify_id;
+	if (!t) {
+		ai_fail(e, "supervise", "calloc", ENOMEM, "agent table");
+		return NULL;
+	}
+	for (int i = 0; i < nc->nagents; i++) {
+		/* a carried agent keeps its NOTIFY_SOCKET: its process has it */
+		int nid = carry[i] >= 0 ? st->agents[carry[i]].notify_id : next++;
+		if (agent_make(st, nc, &t[i], i, nid, e) < 0) {
+			sup_table_discard(t, nc->nagents);
+			return NULL;
+		}
+	}
+	st->next_notify_id = next;
+	return t;
+}
+
+void sup_table_discard(struct sup_agent *t, int n)
+{
+	for (int i = 0; t && i < n; i++)
+		free(t[i].burst_ring);
+	free(t);
+}
+
+/* Old agent o's process, timer, counters and log move to n (whose config
+ * is the same, in the new config). */
+static void adopt(struct ai_state *st, struct sup_agent *n, struct sup_agent *o)
+{
+	struct ai_err e = {0};
+	const struct cfg_agent *cfg = n->cfg;
+	char **envp = n->envp;
+	int idx = n->idx;
+	bool pid_in = o->pidsrc.added, exec_in = o->execsrc.added, armed = o->timer.armed;
+	uint64_t when = o->timer.when_ms;
+	loop_del(&st->loop, &o->pidsrc);
+	loop_del(&st->loop, &o->execsrc);
+	loop_timer_unregister(&st->loop, &o->timer);
+	free(n->burst_ring); /* the old ring, same size, keeps the budget */
+	*n = *o;
+	n->cfg = cfg;
+	n->idx = idx;
+	n->envp = envp;
+	n->waiting_for = NULL; /* pointed into the old config; recomputed */
+	n->pidsrc = n->execsrc = (struct loop_src){0};
+	n->timer = (struct loop_timer){.slot = -1};
+	o->burst_ring = NULL;
+	o->log = NULL;
+	o->pid = 0;
+	o->pidfd = o->execfd = -1;
+	if (pid_in && loop_add(&st->loop, &n->pidsrc, n->pidfd, EPOLLIN, on_pidfd, n, &e) < 0)
+		log_error(&e); /* the SIGCHLD reaper still sees the exit */
+	if (exec_in && loop_add(&st->loop, &n->execsrc, n->execfd, EPOLLIN, on_execfd, n, &e) < 0)
+		log_error(&e);
+	if (loop_timer_register(&st->loop, &n->timer, on_timer, n, &e) < 0)
+		log_error(&e);
+	else if (armed)
+		loop_timer_arm(&st->loop, &n->timer, when);
+	logcap_rebind(n);
+}
+
+/* An old agent that does not carry over (it is not running). */
+static void release(struct ai_state *st, struct sup_agent *o)
+{
+	loop_timer_unregister(&st->loop, &o->timer);
+	close_exec(st, o);
+	if (o->pidfd >= 0) {
+		loop_del(&st->loop, &o->pidsrc);
+		close(o->pidfd);
+		o->pidfd = -1;
+	}
+	logcap_agent_close(st, o);
+	free(o->burst_ring);
+	o->burst_ring = NULL;
+}
+
+void sup_table_commit(struct ai_state *st, struct ai_config *nc, struct sup_agent *t,
+		      const int *carry, const int *log_from)
+{
+	struct ai_err e = {0};
+	for (int i = 0; i < nc->nagents; i++) {
+		struct sup_agent *n = &t[i];
+		if (carry[i] >= 0) {
+			adopt(st, n, &st->agents[carry[i]]);
+			continue;
+		}
+		if (loop_timer_register(&st->loop, &n->timer, on_timer, n, &e) < 0)
+			log_error(&e);
+		if (log_from[i] >= 0) { /* a restarted agent keeps its log history */
+			n->log = st->agents[log_from[i]].log;
+			st->agents[log_from[i]].log = NULL;
+			logcap_rebind(n);
+		}
+	}
+	for (int j = 0; j < st->nagents; j++)
+		release(st, &st->agents[j]);
+	free(st->agents);
+	st->agents = t;
+	st->nagents = nc->nagents;
+	st->cfg = nc;
+}
+
+void sup_retire(struct ai_state *st, int i)
+{
+	st->agents[i].retiring = true;
+	st->agents[i].want_up = false;
+}
+
+bool sup_retire_step(struct ai_state *st)
+{
+	bool busy = false;
+	for (int i = 0; i < st->nagents; i++) {
+		struct sup_agent *a = &st->agents[i];
+		if (!a->retiring)
+			continue;
+		if (!running(a)) {
+			if (a->state == SUP_WAITING || a->state == SUP_BACKOFF)
+				dispatch(st, a, SUP_EV_STOP);
+			continue;
+		}
+		busy = true;
+		if (a->state == SUP_STOPPING)
+			continue;
+		bool needed = false;
+		for (int j = 0; j < st->nagents && !needed; j++)
+			needed = st->agents[j].retiring && running(&st->agents[j]) && edge(st, j, i, false);
+		if (!needed)
+			dispatch(st, a, SUP_EV_STOP);
+	}
+	return busy;
 }
 
 void sup_start_all(struct ai_state *st)
@@ -716,6 +866,9 @@ static int for_target(struct ai_state *st, const char *name, enum sup_event ev, 
 	int ai = cfg_find_agent(st->cfg, name), gi;
 	if (st->phase != PHASE_RUN)
 		return ai_fail(e, "supervise", NULL, EBUSY, "%s: shutting down", name);
+	if (st->reload)
+		return ai_fail(e, "supervise", NULL, EBUSY,
+			       "%s: a reload is in progress (waiting for agents to stop); try again", name);
 	if (ai >= 0) {
 		st->agents[ai].want_up = want_up;
 		dispatch(st, &st->agents[ai], ev);

@@ -14,7 +14,7 @@
  *
  * Owns: starting processes (through sup_spawn hooks), restart policy,
  * backoff and burst budget, ordered shutdown. Never blocks; allocation only
- * in sup_init().
+ * in sup_init() and, for a reload, sup_table_prepare().
  */
 #ifndef AINIT_SUPERVISE_H
 #define AINIT_SUPERVISE_H
@@ -80,6 +80,8 @@ struct sup_agent {
 	bool kill_sent;
 	bool exec_failed;        /* this run never reached exec */
 	bool restart_pending;    /* stopping in order to start again */
+	bool retiring;           /* a reload removes or replaces it: stop, stay down */
+	int notify_id;           /* its NOTIFY_SOCKET's number (probe_notify_path) */
 	char **envp;             /* built once at sup_init */
 	struct logcap *log;      /* stdout/stderr capture (logcap.c) */
 };
@@ -107,6 +109,25 @@ bool sup_any_failed(const struct ai_state *st);
 /* The first dependency of a running agent that is not healthy now (a
  * dependency that restarted or turned unhealthy after a started), or NULL. */
 const char *sup_dep_down(struct ai_state *st, const struct sup_agent *a);
+
+/* Reload (reload.c). A new table for config nc, allocated but not in use
+ * (nothing registered in the loop): agent i takes over old agent carry[i]'s
+ * process, timers and counters when carry[i] >= 0. NULL on ENOMEM. */
+struct ai_config;
+struct sup_agent *sup_table_prepare(struct ai_state *st, struct ai_config *nc, const int *carry,
+				    struct ai_err *e);
+void sup_table_discard(struct sup_agent *t, int n);
+/* Install t (and nc as st->cfg): carried agents move over (pidfd, exec
+ * pipe and timer re-registered, log capture re-pointed); agent i keeps old
+ * agent log_from[i]'s log capture; every other old agent is released (none
+ * may be running). The old config is the caller's to free. */
+void sup_table_commit(struct ai_state *st, struct ai_config *nc, struct sup_agent *t,
+		      const int *carry, const int *log_from);
+/* Mark agent i to go (want it down, keep it down). */
+void sup_retire(struct ai_state *st, int i);
+/* Stop retiring agents that no running retiring agent depends on; true
+ * while any of them still runs. */
+bool sup_retire_step(struct ai_state *st);
 
 const char *sup_state_name(enum sup_state s);
 const char *sup_health_name(enum sup_health h);

@@ -40,7 +40,7 @@ image: $(DEMO_DIR)/initramfs
 disk: $(DEMO_DIR)/disk.img
 
 # deps first (a fresh machine has no compiler yet), then build, then boot.
-# Then the MainPC appliance (60 agents, real redis and nats) to all-healthy;
+# Then the MainPC appliance (61 agents, real redis and nats) to all-healthy;
 # its eth0 (appliance.network) is a user-mode NIC with restrict=on (no way
 # out), so that boot does not wait for a missing interface.
 demo: deps

@@ -203,7 +203,7 @@ def test_full_mainpc_with_stubs_all_healthy_in_order(tmp_path):
         assert proc.poll() is None, (tmp_path / "ainit.log").read_text()
         st = wait_for(lambda: (s := status()) and all(a["state"] == "healthy" for a in s.values()) and s,
                       timeout=60, what="all MainPC agents healthy")
-        assert len(st) == 60
+        assert len(st) == 61  # the 60 legacy agents and GPUProbe
         # planned order: each group's agents came up after the groups it
         # depends on were healthy (the earliest start of a group is after
         # the latest start of its dependencies)

@@ -3,7 +3,7 @@ by stub-agent (ServiceRegistry by registry) through the override that
 configs/stub-override.py --vm writes, real redis-server and nats-server,
 booted as PID 1 in QEMU (build/mainpc, made by `make mainpc`).
 
-One boot: every one of the 60 agents healthy, the dependency order in the
+One boot: every one of the 61 agents healthy, the dependency order in the
 status timings (guest clock), `ctl health` of a zmq-checked agent, `ctl logs`
 of a stub, `ctl status` from the host, then a clean poweroff in which redis
 and every stub stop on SIGTERM. No timed assertions: the boot wait is a
@@ -19,7 +19,7 @@ import yaml
 from conftest import AINIT, BOOT_TIMEOUT, BUILD, TOP, Guest, need
 
 IMAGE = os.path.join(BUILD, "mainpc")
-# 60 agents under TCG on a loaded 2-core machine: more than the demo's wait.
+# 61 agents under TCG on a loaded 2-core machine: more than the demo's wait.
 HEALTHY_TIMEOUT = max(BOOT_TIMEOUT, 300)
 
 
@@ -84,7 +84,7 @@ def test_every_agent_healthy(guest, healthy):
     want = {a for g in cfg["groups"].values() for a in g["agents"]}
     got = {a["name"] for a in healthy["agents"]}
     assert got == want, (want - got, got - want)
-    assert len(got) == 60
+    assert len(got) == 61  # the 60 legacy agents and GPUProbe
     assert healthy["pid1"] is True and healthy["degraded"] is None
     assert healthy["hostname"] == "mainpc"
     assert "eth0: up, 192.168.50.10/24" in guest.console_text(), guest.console_text()

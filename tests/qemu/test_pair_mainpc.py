@@ -5,7 +5,7 @@ appliance.network.interfaces. PC-2 boots first, alone: its redis comes up
 and every other group waits for mainpc:ServiceRegistry, which PC-2's ainit
 asks MainPC's metrics listener over the link (192.168.50.10:9400). Then
 MainPC boots; once its ServiceRegistry is healthy PC-2's agents come up, and
-both reach all-healthy (60 + 27 agents) and power off cleanly.
+both reach all-healthy (61 + 27 agents) and power off cleanly.
 
 No timed assertions: the waits are generous timeouts; that PC-2 waited is
 seen in its status before MainPC even starts."""
@@ -93,7 +93,7 @@ def test_pair(tmp_path):
                               "--mac", "52:54:00:00:50:10"))
         mdoc = wait_healthy(mainpc, "MainPC")
         pdoc = wait_healthy(pc2, "PC-2")
-        assert len(mdoc["agents"]) == 60 and len(pdoc["agents"]) == len(groups)
+        assert len(mdoc["agents"]) == 61 and len(pdoc["agents"]) == len(groups)
         assert "eth0: up, 192.168.50.10/24" in mainpc.console_text()
         assert "eth0: up, 192.168.50.11/24" in pc2.console_text()
         # PC-2 got MainPC's registry over the link, then started its agents

@@ -45,11 +45,49 @@ static void test_ring_wraps(void **s)
 	assert_memory_equal(out + n - 4, "XYZ\n", 4);
 }
 
+static void test_ring_grows_with_use(void **s)
+{
+	(void)s;
+	assert_int_equal(logcap_ring_want(512, 0, 100, 16384), 512);    /* fits */
+	assert_int_equal(logcap_ring_want(512, 500, 100, 16384), 1024); /* doubles */
+	assert_int_equal(logcap_ring_want(512, 500, 3000, 16384), 4096);
+	assert_int_equal(logcap_ring_want(8192, 8000, 9000, 16384), 16384); /* capped */
+	assert_int_equal(logcap_ring_want(16384, 16384, 100, 16384), 16384); /* full: wraps */
+	assert_int_equal(logcap_ring_want(512, 500, 100, 600), 600);  /* a max not a power of 2 */
+}
+
+static void test_ring_copy_keeps_order(void **s)
+{
+	char ring[16], out[16], big[64];
+	size_t head = 0, used = 0, n;
+	(void)s;
+	/* wrapped: "line\n" x 10 leaves the newest 16 bytes split around head */
+	for (int i = 0; i < 10; i++) {
+		char l[6] = "lineX\n";
+		l[4] = (char)('0' + i);
+		logcap_ring_put(ring, sizeof ring, &head, &used, l, 6);
+	}
+	assert_true(head != 0);
+	logcap_ring_copy(ring, sizeof ring, head, used, out);
+	assert_memory_equal(out, "ne7\nline8\nline9\n", 16);
+	/* the copy is a ring of a bigger cap whose head is at used: tail agrees */
+	n = logcap_ring_tail(out, sizeof out, used % sizeof out, used, 2, big, sizeof big);
+	assert_int_equal(n, 12);
+	assert_memory_equal(big, "line8\nline9\n", 12);
+	/* not wrapped */
+	head = used = 0;
+	logcap_ring_put(ring, sizeof ring, &head, &used, "ab\n", 3);
+	logcap_ring_copy(ring, sizeof ring, head, used, out);
+	assert_memory_equal(out, "ab\n", 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring_tail),
 		cmocka_unit_test(test_ring_wraps),
+		cmocka_unit_test(test_ring_grows_with_use),
+		cmocka_unit_test(test_ring_copy_keeps_order),
 	};
 	return cmocka_run_group_tests_name("logcap", tests, NULL, NULL);
 }
