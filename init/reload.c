@@ -624,15 +624,34 @@ static void log_plan(const struct rl_pending *r)
  * order; a rebuilt group's agents all go (their description changed). */
 static void begin_stops(struct ai_state *st, struct rl_pending *r)
 {
+	char note[160];
 	for (int j = 0; j < st->nagents; j++) {
 		int i = r->plan.new_of_old[j];
 		if (i >= 0 && r->plan.act[i] == RL_KEEP)
 			continue;
+		if (i < 0)
+			snprintf(note, sizeof note, "ainit: reload: removed from the configuration");
+		else
+			snprintf(note, sizeof note, "ainit: reload: %s changed; restarting with it",
+				 r->plan.why[i]);
+		logcap_note(st, &st->agents[j], note);
 		if (st->agents[j].pid > 0)
 			r->stopping++;
 		sup_retire(st, j);
 	}
 	sup_retire_step(st);
+}
+
+/* Status and the log say why a restarted agent restarted. */
+static void note_restarts(struct ai_state *st, const struct rl_plan *p)
+{
+	for (int i = 0; i < st->nagents; i++) {
+		struct sup_agent *a = &st->agents[i];
+		if (p->act[i] == RL_RESTART)
+			snprintf(a->reason_text, sizeof a->reason_text, "reload: %s changed", p->why[i]);
+		else if (p->act[i] == RL_ADD)
+			logcap_note(st, a, "ainit: reload: added to the configuration");
+	}
 }
 
 int reload_request(struct ai_state *st, struct jw *w)
@@ -704,6 +723,7 @@ static void swap(struct ai_state *st, struct rl_pending *r)
 	ctl_follow_remap(st, r->plan.new_of_old, nold);
 	if (met_resize(st, &e) < 0)
 		log_error(&e);
+	note_restarts(st, &r->plan);
 	cfg_free(oc);
 	free(st->cfg_names); /* what oc's positions pointed at */
 	st->cfg_names = r->names;

@@ -76,6 +76,8 @@ def test_reload_applies_only_the_difference(ainit_run):
     # changed: a new process with the new command
     assert s["change"]["pid"] != change and not alive(change)
     assert cmdline(s["change"]["pid"]) == ["sleep", "301"]
+    assert s["change"]["reason"] == "reload: command changed", s["change"]
+    assert "reload: command changed; restarting" in a.request({"cmd": "logs", "target": "change"})["text"]
     # removed: stopped and gone from status
     wait_for(lambda: not alive(gone), what="removed agent's process gone")
     assert cmdline(s["fresh"]["pid"]) == ["sleep", "302"]
