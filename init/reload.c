@@ -426,6 +426,7 @@ struct rl_pending {
 	uint64_t t0_ms;
 	int stopping;             /* agents that had to stop first */
 	char (*names)[256];       /* the files' names, as long as nc lives */
+	struct sbx_remap sbx;     /* sandbox tables for nc, when groups are sandboxed */
 };
 
 bool reload_pending(const struct ai_state *st)
@@ -444,6 +445,7 @@ static void pending_free(struct rl_pending *r)
 	free(r->carry);
 	free(r->log_from);
 	free(r->names);
+	sbx_sup_remap_discard(&r->sbx);
 	free(r);
 }
 
@@ -554,7 +556,9 @@ static int pending_make(struct ai_state *st, struct ai_config *nc, char (*names)
 		r->carry[i] = r->plan.act[i] == RL_KEEP ? r->plan.old_of_new[i] : -1;
 	}
 	r->table = sup_table_prepare(st, nc, r->carry, e);
-	if (!r->table) {
+	if (!r->table || (st->sbx && sbx_sup_remap_prepare(st->sbx, nc, &r->sbx, e) < 0)) {
+		sup_table_discard(r->table, nc->nagents);
+		r->table = NULL;
 		r->nc = NULL;
 		r->names = NULL;
 		pending_free(r);
@@ -696,23 +700,17 @@ int reload_request(struct ai_state *st, struct jw *w)
 	return 0;
 }
 
-/* Sandboxes follow the new group table; changed groups are rebuilt at
- * their next start. */
-static void swap_sandboxes(struct ai_state *st, struct rl_pending *r)
-{
-	struct ai_err e = {0};
-	if (st->sbx && sbx_sup_remap(st->sbx, st->cfg, r->nc, r->plan.new_of_old,
-				     r->plan.group_rebuild, &e) < 0)
-		log_error(&e);
-}
-
 static void swap(struct ai_state *st, struct rl_pending *r)
 {
 	struct ai_err e = {0};
 	struct ai_config *oc = st->cfg;
 	struct probe_tab *pt = probe_detach(st);
 	int nold = st->nagents;
-	swap_sandboxes(st, r);
+	/* sandboxes follow the new group table; changed groups are rebuilt at
+	 * their next start */
+	if (st->sbx)
+		sbx_sup_remap_commit(st->sbx, st->cfg, r->nc, r->plan.new_of_old,
+				     r->plan.group_rebuild, &r->sbx);
 	sup_table_commit(st, r->nc, r->table, r->carry, r->log_from);
 	r->table = NULL;
 	r->nc = NULL; /* st->cfg now */
