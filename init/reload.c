@@ -423,6 +423,7 @@ struct rl_pending {
 	struct sup_agent *table;  /* prepared for nc, not yet in use */
 	int *carry;               /* per new agent: old index it takes over, -1 */
 	int *log_from;            /* per new agent: old index whose log it keeps, -1 */
+	bool *held;               /* per new agent: stopped by ctl stop, stays stopped */
 	uint64_t t0_ms;
 	int stopping;             /* agents that had to stop first */
 	char (*names)[256];       /* the files' names, as long as nc lives */
@@ -444,6 +445,7 @@ static void pending_free(struct rl_pending *r)
 	rl_plan_free(&r->plan);
 	free(r->carry);
 	free(r->log_from);
+	free(r->held);
 	free(r->names);
 	sbx_sup_remap_discard(&r->sbx);
 	free(r);
@@ -545,7 +547,8 @@ static int pending_make(struct ai_state *st, struct ai_config *nc, char (*names)
 	if (rl_plan_make(st->cfg, nc, st->sbx != NULL, &r->plan) < 0 ||
 	    keep_appliance(nc, st->cfg) < 0 ||
 	    !(r->carry = calloc((size_t)nc->nagents + 1, sizeof *r->carry)) ||
-	    !(r->log_from = calloc((size_t)nc->nagents + 1, sizeof *r->log_from))) {
+	    !(r->log_from = calloc((size_t)nc->nagents + 1, sizeof *r->log_from)) ||
+	    !(r->held = calloc((size_t)nc->nagents + 1, sizeof *r->held))) {
 		r->nc = NULL; /* the caller frees it and names */
 		r->names = NULL;
 		pending_free(r);
@@ -639,6 +642,8 @@ static void begin_stops(struct ai_state *st, struct rl_pending *r)
 			snprintf(note, sizeof note, "ainit: reload: %s changed; restarting with it",
 				 r->plan.why[i]);
 		logcap_note(st, &st->agents[j], note);
+		if (i >= 0 && !st->agents[j].want_up)
+			r->held[i] = true;
 		if (st->agents[j].pid > 0)
 			r->stopping++;
 		sup_retire(st, j);
@@ -729,6 +734,9 @@ static void swap(struct ai_state *st, struct rl_pending *r)
 	log_info("reload", NULL, "applied in %llu ms; %d agents",
 		 (unsigned long long)(ai_now_ms() - r->t0_ms), st->nagents);
 	st->reload = NULL;
+	for (int i = 0; i < st->nagents; i++)
+		if (r->held[i])
+			sup_hold_down(st, i);
 	pending_free(r);
 	sup_start_all(st);
 }
