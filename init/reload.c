@@ -423,9 +423,11 @@ struct rl_pending {
 	struct sup_agent *table;  /* prepared for nc, not yet in use */
 	int *carry;               /* per new agent: old index it takes over, -1 */
 	int *log_from;            /* per new agent: old index whose log it keeps, -1 */
+	bool *held;               /* per new agent: stopped by ctl stop, stays stopped */
 	uint64_t t0_ms;
 	int stopping;             /* agents that had to stop first */
 	char (*names)[256];       /* the files' names, as long as nc lives */
+	struct sbx_remap sbx;     /* sandbox tables for nc, when groups are sandboxed */
 };
 
 bool reload_pending(const struct ai_state *st)
@@ -443,7 +445,9 @@ static void pending_free(struct rl_pending *r)
 	rl_plan_free(&r->plan);
 	free(r->carry);
 	free(r->log_from);
+	free(r->held);
 	free(r->names);
+	sbx_sup_remap_discard(&r->sbx);
 	free(r);
 }
 
@@ -543,7 +547,8 @@ static int pending_make(struct ai_state *st, struct ai_config *nc, char (*names)
 	if (rl_plan_make(st->cfg, nc, st->sbx != NULL, &r->plan) < 0 ||
 	    keep_appliance(nc, st->cfg) < 0 ||
 	    !(r->carry = calloc((size_t)nc->nagents + 1, sizeof *r->carry)) ||
-	    !(r->log_from = calloc((size_t)nc->nagents + 1, sizeof *r->log_from))) {
+	    !(r->log_from = calloc((size_t)nc->nagents + 1, sizeof *r->log_from)) ||
+	    !(r->held = calloc((size_t)nc->nagents + 1, sizeof *r->held))) {
 		r->nc = NULL; /* the caller frees it and names */
 		r->names = NULL;
 		pending_free(r);
@@ -554,7 +559,9 @@ static int pending_make(struct ai_state *st, struct ai_config *nc, char (*names)
 		r->carry[i] = r->plan.act[i] == RL_KEEP ? r->plan.old_of_new[i] : -1;
 	}
 	r->table = sup_table_prepare(st, nc, r->carry, e);
-	if (!r->table) {
+	if (!r->table || (st->sbx && sbx_sup_remap_prepare(st->sbx, nc, &r->sbx, e) < 0)) {
+		sup_table_discard(r->table, nc->nagents);
+		r->table = NULL;
 		r->nc = NULL;
 		r->names = NULL;
 		pending_free(r);
@@ -624,15 +631,36 @@ static void log_plan(const struct rl_pending *r)
  * order; a rebuilt group's agents all go (their description changed). */
 static void begin_stops(struct ai_state *st, struct rl_pending *r)
 {
+	char note[160];
 	for (int j = 0; j < st->nagents; j++) {
 		int i = r->plan.new_of_old[j];
 		if (i >= 0 && r->plan.act[i] == RL_KEEP)
 			continue;
+		if (i < 0)
+			snprintf(note, sizeof note, "ainit: reload: removed from the configuration");
+		else
+			snprintf(note, sizeof note, "ainit: reload: %s changed; restarting with it",
+				 r->plan.why[i]);
+		logcap_note(st, &st->agents[j], note);
+		if (i >= 0 && !st->agents[j].want_up)
+			r->held[i] = true;
 		if (st->agents[j].pid > 0)
 			r->stopping++;
 		sup_retire(st, j);
 	}
 	sup_retire_step(st);
+}
+
+/* Status and the log say why a restarted agent restarted. */
+static void note_restarts(struct ai_state *st, const struct rl_plan *p)
+{
+	for (int i = 0; i < st->nagents; i++) {
+		struct sup_agent *a = &st->agents[i];
+		if (p->act[i] == RL_RESTART)
+			snprintf(a->reason_text, sizeof a->reason_text, "reload: %s changed", p->why[i]);
+		else if (p->act[i] == RL_ADD)
+			logcap_note(st, a, "ainit: reload: added to the configuration");
+	}
 }
 
 int reload_request(struct ai_state *st, struct jw *w)
@@ -677,23 +705,17 @@ int reload_request(struct ai_state *st, struct jw *w)
 	return 0;
 }
 
-/* Sandboxes follow the new group table; changed groups are rebuilt at
- * their next start. */
-static void swap_sandboxes(struct ai_state *st, struct rl_pending *r)
-{
-	struct ai_err e = {0};
-	if (st->sbx && sbx_sup_remap(st->sbx, st->cfg, r->nc, r->plan.new_of_old,
-				     r->plan.group_rebuild, &e) < 0)
-		log_error(&e);
-}
-
 static void swap(struct ai_state *st, struct rl_pending *r)
 {
 	struct ai_err e = {0};
 	struct ai_config *oc = st->cfg;
 	struct probe_tab *pt = probe_detach(st);
 	int nold = st->nagents;
-	swap_sandboxes(st, r);
+	/* sandboxes follow the new group table; changed groups are rebuilt at
+	 * their next start */
+	if (st->sbx)
+		sbx_sup_remap_commit(st->sbx, st->cfg, r->nc, r->plan.new_of_old,
+				     r->plan.group_rebuild, &r->sbx);
 	sup_table_commit(st, r->nc, r->table, r->carry, r->log_from);
 	r->table = NULL;
 	r->nc = NULL; /* st->cfg now */
@@ -704,6 +726,7 @@ static void swap(struct ai_state *st, struct rl_pending *r)
 	ctl_follow_remap(st, r->plan.new_of_old, nold);
 	if (met_resize(st, &e) < 0)
 		log_error(&e);
+	note_restarts(st, &r->plan);
 	cfg_free(oc);
 	free(st->cfg_names); /* what oc's positions pointed at */
 	st->cfg_names = r->names;
@@ -711,6 +734,9 @@ static void swap(struct ai_state *st, struct rl_pending *r)
 	log_info("reload", NULL, "applied in %llu ms; %d agents",
 		 (unsigned long long)(ai_now_ms() - r->t0_ms), st->nagents);
 	st->reload = NULL;
+	for (int i = 0; i < st->nagents; i++)
+		if (r->held[i])
+			sup_hold_down(st, i);
 	pending_free(r);
 	sup_start_all(st);
 }

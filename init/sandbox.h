@@ -182,14 +182,24 @@ int sbx_resolve_user(const struct sbx_group *s, const char *agent, const char *u
 		     gid_t *gid, gid_t *groups, int *ngroups, char *home, size_t homelen,
 		     struct ai_err *e);
 int sbx_sup_kill_group(struct sbx_sup *x, int gi, struct ai_err *e);
-/* Reload: follow config nc. A group of the same name keeps its sandbox
- * unless rebuild[its new index]; the others (gone, rebuilt) are torn down
- * (none of their agents may run) and a rebuilt or new group is prepared
- * at its first start. Agent ids follow new_of_old (old agent -> new, -1
- * gone); an agent's user is looked up again at its next start. On ENOMEM
- * nothing changes. */
-int sbx_sup_remap(struct sbx_sup *x, const struct ai_config *old, const struct ai_config *nc,
-		  const int *new_of_old, const bool *rebuild, struct ai_err *e);
+/* Reload: follow config nc. prepare allocates the new tables (ENOMEM:
+ * nothing changes); commit, which cannot fail, moves a group of the same
+ * name over unless rebuild[its new index], tears the others (gone, rebuilt)
+ * down (none of their agents may run) so that a rebuilt or new group is
+ * prepared at its first start, and moves agent ids along new_of_old (old
+ * agent -> new, -1 gone); an agent's user is looked up again at its next
+ * start. discard frees what prepare made when no commit follows. */
+struct sbx_remap {
+	struct sbx_group *groups;
+	struct sbx_ids *ids;
+	bool *taken;
+};
+int sbx_sup_remap_prepare(const struct sbx_sup *x, const struct ai_config *nc,
+			  struct sbx_remap *m, struct ai_err *e);
+void sbx_sup_remap_commit(struct sbx_sup *x, const struct ai_config *old,
+			  const struct ai_config *nc, const int *new_of_old, const bool *rebuild,
+			  struct sbx_remap *m);
+void sbx_sup_remap_discard(struct sbx_remap *m);
 /* SIGKILL everything in agent AI's cgroup leaf: the agent and whatever it
  * left behind (cgroup.kill), for the stop timeout. */
 int sbx_sup_kill_agent(struct sbx_sup *x, int ai, struct ai_err *e);

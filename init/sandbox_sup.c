@@ -285,18 +285,35 @@ static int kept_group(const struct ai_config *old, const struct ai_config *nc, c
 	return rebuild[g] ? -1 : cfg_find_group(old, nc->groups[g].name);
 }
 
-int sbx_sup_remap(struct sbx_sup *x, const struct ai_config *old, const struct ai_config *nc,
-		  const int *new_of_old, const bool *rebuild, struct ai_err *e)
+int sbx_sup_remap_prepare(const struct sbx_sup *x, const struct ai_config *nc,
+			  struct sbx_remap *m, struct ai_err *e)
 {
-	struct sbx_group *ng = calloc((size_t)nc->ngroups + 1, sizeof *ng);
-	struct sbx_ids *nids = calloc((size_t)nc->nagents + 1, sizeof *nids);
-	bool *taken = calloc((size_t)x->ngroups + 1, sizeof *taken);
-	if (!ng || !nids || !taken) {
-		free(ng);
-		free(nids);
-		free(taken);
+	m->groups = calloc((size_t)nc->ngroups + 1, sizeof *m->groups);
+	m->ids = calloc((size_t)nc->nagents + 1, sizeof *m->ids);
+	m->taken = calloc((size_t)x->ngroups + 1, sizeof *m->taken);
+	if (!m->groups || !m->ids || !m->taken) {
+		sbx_sup_remap_discard(m);
 		return ai_fail(e, "sandbox", "calloc", ENOMEM, "reload: group table");
 	}
+	return 0;
+}
+
+void sbx_sup_remap_discard(struct sbx_remap *m)
+{
+	free(m->groups);
+	free(m->ids);
+	free(m->taken);
+	m->groups = NULL;
+	m->ids = NULL;
+	m->taken = NULL;
+}
+
+void sbx_sup_remap_commit(struct sbx_sup *x, const struct ai_config *old,
+			  const struct ai_config *nc, const int *new_of_old, const bool *rebuild,
+			  struct sbx_remap *m)
+{
+	struct sbx_group *ng = m->groups;
+	struct sbx_ids *nids = m->ids;
 	for (int g = 0; g < nc->ngroups; g++) {
 		int og = kept_group(old, nc, rebuild, g);
 		group_blank(&ng[g]);
@@ -305,7 +322,7 @@ int sbx_sup_remap(struct sbx_sup *x, const struct ai_config *old, const struct a
 		ng[g] = x->groups[og];
 		ng[g].gi = g;
 		ng[g].name = nc->groups[g].name; /* the old config goes */
-		taken[og] = true;
+		m->taken[og] = true;
 	}
 	for (int i = 0; i < nc->nagents; i++)
 		nids[i].leaffd = -1;
@@ -321,18 +338,20 @@ int sbx_sup_remap(struct sbx_sup *x, const struct ai_config *old, const struct a
 			close(d->leaffd);
 	}
 	for (int og = 0; og < x->ngroups; og++)
-		if (!taken[og] && x->groups[og].holder) {
+		if (!m->taken[og] && x->groups[og].holder) {
 			log_info("sandbox", x->groups[og].name, "reload: sandbox torn down");
 			sbx_teardown(&x->groups[og]);
 		}
-	free(taken);
+	free(m->taken);
 	free(x->groups);
 	free(x->ids);
 	x->groups = ng;
 	x->ngroups = nc->ngroups;
 	x->ids = nids;
 	x->nagents = nc->nagents;
-	return 0;
+	m->groups = NULL;
+	m->ids = NULL;
+	m->taken = NULL;
 }
 
 uint64_t sbx_sup_orphans(struct sbx_sup *x)

@@ -785,6 +785,12 @@ void sup_table_commit(struct ai_state *st, struct ai_config *nc, struct sup_agen
 	st->cfg = nc;
 }
 
+void sup_hold_down(struct ai_state *st, int i)
+{
+	st->agents[i].want_up = false;
+	dispatch(st, &st->agents[i], SUP_EV_STOP); /* waiting -> exited, ctl-stop */
+}
+
 void sup_retire(struct ai_state *st, int i)
 {
 	st->agents[i].retiring = true;

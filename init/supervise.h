@@ -123,6 +123,9 @@ void sup_table_discard(struct sup_agent *t, int n);
  * may be running). The old config is the caller's to free. */
 void sup_table_commit(struct ai_state *st, struct ai_config *nc, struct sup_agent *t,
 		      const int *carry, const int *log_from);
+/* Agent i of a new table stays down (it was stopped by ctl stop before a
+ * reload replaced it). */
+void sup_hold_down(struct ai_state *st, int i);
 /* Mark agent i to go (want it down, keep it down). */
 void sup_retire(struct ai_state *st, int i);
 /* Stop retiring agents that no running retiring agent depends on; true

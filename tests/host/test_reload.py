@@ -76,6 +76,8 @@ def test_reload_applies_only_the_difference(ainit_run):
     # changed: a new process with the new command
     assert s["change"]["pid"] != change and not alive(change)
     assert cmdline(s["change"]["pid"]) == ["sleep", "301"]
+    assert s["change"]["reason"] == "reload: command changed", s["change"]
+    assert "reload: command changed; restarting" in a.request({"cmd": "logs", "target": "change"})["text"]
     # removed: stopped and gone from status
     wait_for(lambda: not alive(gone), what="removed agent's process gone")
     assert cmdline(s["fresh"]["pid"]) == ["sleep", "302"]
@@ -153,26 +155,35 @@ groups:
       flappy: {command: [sh, -c, "exit 3"], restart: {policy: always, delay: 300ms, max_delay: 300ms, burst: 1000, within: 1h}}
       broken: {command: [sh, -c, "exit 1"], restart: {policy: on-failure, delay: 10ms, burst: 1, within: 1h}}
       steady: {command: [sleep, "300"]}
+      parked: {command: [sleep, "300"]}
 """
 
 
 def test_reload_with_agents_in_backoff_and_failed(ainit_run):
     a = ainit_run(BACKOFF)
+    a.wait_state("parked", "healthy")
+    assert a.request({"cmd": "stop", "target": "parked"})["ok"]
+    a.wait_state("parked", "exited")
     a.wait_state("broken", "failed")
     wait_for(lambda: a.agent("flappy")["restarts"] >= 2, what="flappy restarting")
     steady = a.wait_state("steady", "healthy")["pid"]
     # broken gets a command that works; flappy and steady stay as they are
-    a.cfg.write_text(BACKOFF.replace('[sh, -c, "exit 1"]', '[sleep, "300"]'))
+    a.cfg.write_text(BACKOFF.replace('[sh, -c, "exit 1"]', '[sleep, "300"]')
+                     .replace('parked: {command: [sleep, "300"]}', 'parked: {command: [sleep, "303"]}'))
     before = a.agent("flappy")["restarts"]
     r = a.request({"cmd": "reload"})
     assert r["ok"], r
-    assert [x["name"] for x in r["restarted"]] == ["broken"] and r["unchanged"] == 2, r
+    assert sorted(x["name"] for x in r["restarted"]) == ["broken", "parked"] and r["unchanged"] == 2, r
     s = reloaded(a)
     # the unchanged agent kept its counters, and its backoff timer still fires
     assert s["flappy"]["restarts"] >= before
     wait_for(lambda: a.agent("flappy")["restarts"] > before + 1, what="flappy restarts after reload")
     assert a.wait_state("broken", "healthy")["restarts"] == 0
     assert a.agent("steady")["pid"] == steady
+    # stopped by ctl stop: it takes the new config and stays stopped
+    assert a.agent("parked")["state"] == "exited"
+    assert a.request({"cmd": "start", "target": "parked"})["ok"]
+    assert cmdline(a.wait_state("parked", "healthy")["pid"]) == ["sleep", "303"]
     assert a.stop() == 0
 
 

@@ -232,6 +232,44 @@ static void test_depends_on_by_name(void **s)
 	cfg_free(o);
 }
 
+static void test_appliance_needs_reboot(void **s)
+{
+	(void)s;
+	struct ai_config *o = load(
+		"version: 1\n"
+		"appliance:\n"
+		"  hostname: a\n"
+		"  kernel_modules: [m1]\n"
+		"  ctl: {socket: /run/a.sock}\n"
+		"  metrics: {listen: \"127.0.0.1:9400\"}\n"
+		"  hosts: {pc2: 10.0.0.2}\n"
+		"volumes: {data: {}}\n"
+		"groups: {g: {agents: {x: {command: [\"true\"]}}}}\n");
+	struct ai_config *n = load(
+		"version: 1\n"
+		"appliance:\n"
+		"  hostname: a\n"
+		"  kernel_modules: [m1, m2]\n"
+		"  ctl: {socket: /run/b.sock}\n"
+		"  metrics: {listen: \"127.0.0.1:9401\"}\n"
+		"  hosts: {pc2: 10.0.0.3}\n"
+		"volumes: {data: {}, models: {}}\n"
+		"groups: {g: {agents: {x: {command: [\"true\"]}}}}\n");
+	struct rl_plan p = {0};
+	rl_appliance_diff(o, n, &p);
+	assert_int_equal(p.nreboot, 4);
+	assert_string_equal(p.reboot[0], "appliance.kernel_modules");
+	assert_string_equal(p.reboot[1], "appliance.ctl.socket");
+	assert_string_equal(p.reboot[2], "appliance.metrics.listen");
+	assert_string_equal(p.reboot[3], "volumes");
+	/* hosts (remote dependencies) apply live: not a reboot */
+	p.nreboot = 0;
+	rl_appliance_diff(o, o, &p);
+	assert_int_equal(p.nreboot, 0);
+	cfg_free(n);
+	cfg_free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_plan_inherited_and_sandbox),
 		cmocka_unit_test(test_depends_on_by_name),
+		cmocka_unit_test(test_appliance_needs_reboot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
