@@ -7,7 +7,7 @@ pkgs=(build-essential pkg-config libyaml-dev libseccomp-dev libcap-dev libkmod-d
       qemu-system-x86 cpio zstd busybox-static kmod iproute2 runc crun hyperfine
       redis-server nats-server
       e2fsprogs erofs-utils ovmf systemd-boot-efi mtools dosfstools fdisk
-      clang libclang-rt-14-dev hyperfine)
+      clang libclang-rt-14-dev hyperfine groff-base)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
