@@ -791,18 +791,16 @@ void sup_hold_down(struct ai_state *st, int i)
 	dispatch(st, &st->agents[i], SUP_EV_STOP); /* waiting -> exited, ctl-stop */
 }
 
-void sup_retire(struct ai_state *st, int i)
-{
-	st->agents[i].retiring = true;
-	st->agents[i].want_up = false;
-}
-
-bool sup_retire_step(struct ai_state *st)
+/* One round of an ordered stop of the agents that go (every agent at
+ * shutdown; with retiring_only, those a reload drops or replaces): each one
+ * running that no running agent of the same set depends on is stopped, the
+ * rest wait for a later round. Returns whether any of the set still runs. */
+static bool stop_step(struct ai_state *st, bool retiring_only)
 {
 	bool busy = false;
 	for (int i = 0; i < st->nagents; i++) {
 		struct sup_agent *a = &st->agents[i];
-		if (!a->retiring)
+		if (retiring_only && !a->retiring)
 			continue;
 		if (!running(a)) {
 			if (a->state == SUP_WAITING || a->state == SUP_BACKOFF)
@@ -813,12 +811,25 @@ bool sup_retire_step(struct ai_state *st)
 		if (a->state == SUP_STOPPING)
 			continue;
 		bool needed = false;
-		for (int j = 0; j < st->nagents && !needed; j++)
-			needed = st->agents[j].retiring && running(&st->agents[j]) && edge(st, j, i, false);
+		for (int j = 0; j < st->nagents && !needed; j++) {
+			const struct sup_agent *b = &st->agents[j];
+			needed = (!retiring_only || b->retiring) && running(b) && edge(st, j, i, false);
+		}
 		if (!needed)
 			dispatch(st, a, SUP_EV_STOP);
 	}
 	return busy;
+}
+
+void sup_retire(struct ai_state *st, int i)
+{
+	st->agents[i].retiring = true;
+	st->agents[i].want_up = false;
+}
+
+bool sup_retire_step(struct ai_state *st)
+{
+	return stop_step(st, true);
 }
 
 void sup_start_all(struct ai_state *st)
@@ -830,27 +841,9 @@ void sup_start_all(struct ai_state *st)
 	}
 }
 
-/* Stop every running agent that no running agent depends on. */
 static void shutdown_step(struct ai_state *st)
 {
-	bool any_running = false;
-	for (int i = 0; i < st->nagents; i++) {
-		struct sup_agent *a = &st->agents[i];
-		if (!running(a)) {
-			if (a->state == SUP_WAITING || a->state == SUP_BACKOFF)
-				dispatch(st, a, SUP_EV_STOP);
-			continue;
-		}
-		any_running = true;
-		if (a->state == SUP_STOPPING)
-			continue;
-		bool needed = false;
-		for (int j = 0; j < st->nagents && !needed; j++)
-			needed = running(&st->agents[j]) && edge(st, j, i, false);
-		if (!needed)
-			dispatch(st, a, SUP_EV_STOP);
-	}
-	if (!any_running)
+	if (!stop_step(st, false))
 		st->phase = PHASE_DONE;
 }
 

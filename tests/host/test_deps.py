@@ -35,7 +35,7 @@ groups:
   base:
     agents:
       slow: {{command: [{STUB}, --start-delay, 1500ms], port: {p[0]}, health_port: {p[1]},
-             health: {{zmq: {p[1]}, start_period: 10s}}}}
+             health: {{zmq: {p[1]}, start_period: 10s, timeout: 3s, interval: 5s}}}}
   upper:
     depends_on: [base]
     agents:
@@ -51,6 +51,10 @@ groups:
     assert "waiting for slow" in a.ctl("status").stdout
     a.wait_state("top", "healthy", timeout=15)
     st = a.status()
+    # slow ran once (a restart would reset its uptime, and the order below is
+    # measured on uptimes): its checks have a generous timeout, since a check
+    # that times out on a loaded machine would restart it
+    assert st["slow"]["restarts"] == 0, st["slow"]
     # a1 and a2 started only after slow passed its check (≥ 1.5 s after slow)
     for n in ("a1", "a2"):
         assert st["slow"]["uptime_ms"] - st[n]["uptime_ms"] >= 1400, (st["slow"], st[n])
@@ -107,8 +111,9 @@ groups:
 """)
     try:
         # MainPC is not up: PC-2 waits and says why
-        w = wait_for(lambda: (x := pc2.agent("worker")).get("waiting_reason") and x,
-                     what="a reason for waiting")
+        # ("not probed yet" until the first remote probe has answered)
+        w = wait_for(lambda: (x := pc2.agent("worker")).get("waiting_reason") not in (None, "", "not probed yet")
+                     and x, what="a reason for waiting from a remote probe")
         assert w["state"] == "waiting" and w["waiting_for"] == "mainpc:ServiceRegistry"
         assert "Connection refused" in w["waiting_reason"], w
         out = pc2.ctl("health", "worker").stdout
@@ -296,7 +301,8 @@ def test_pc2_waits_for_mainpc_two_supervisors(tmp_path):
         # PC-2 first: MainPC is not there, its groups wait and say why
         pc2 = start("pc2", ns_p, ROOT / "configs" / "pc2.yaml", ["--hosts", f"mainpc=10.231.{net}.1"])
         st = wait_for(lambda: (s := status(pc2)) and s["redis"]["state"] == "healthy"
-                      and s["MemoryOrchestratorService"].get("waiting_reason") and s,
+                      and s["MemoryOrchestratorService"].get("waiting_reason") not in (None, "", "not probed yet")
+                      and s,
                       timeout=30, what="PC-2 waiting for MainPC")
         w = st["MemoryOrchestratorService"]
         assert w["state"] == "waiting" and w["waiting_for"] == "mainpc:ServiceRegistry"
