@@ -307,14 +307,8 @@ int oci_config(const struct ai_config *c, int gi, const struct oci_opts *o, char
 	for (int i = 0; i < g->nmounts; i++) {
 		const struct cfg_mount *m = &g->mounts[i];
 		char src[PATH_MAX];
-		if (!m->named)
-			snprintf(src, sizeof src, "%s", m->source);
-		else if (c->app.data_dir)
-			snprintf(src, sizeof src, "%s/%s", c->app.data_dir, m->source);
-		else
-			snprintf(src, sizeof src, "%s/volumes/%s",
-				 o->state_dir ? o->state_dir : "/var/lib/ainit", m->source);
-		mount_entry(&w, m->target, "bind", src,
+		mount_entry(&w, m->target, "bind",
+			    sbx_volume_source(c, m, o->volumes_dir, o->state_dir, src, sizeof src),
 			    (const char *const[]){"rbind", m->ro ? "ro" : "rw", NULL});
 	}
 	for (int i = 0; gp && i < gp->nlibs; i++)

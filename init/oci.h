@@ -17,7 +17,8 @@ struct ai_config;
 
 struct oci_opts {
 	const char *root;                 /* the appliance root; NULL = "/" */
-	const char *state_dir;            /* named volumes without data_dir */
+	const char *state_dir;            /* named volumes without data_dir... */
+	const char *volumes_dir;          /* ...see sbx_volume_source() */
 	const char *const *seccomp_dirs;
 	char *const *argv;                /* process.args; NULL = the group's first agent */
 	char *const *envp;                /* process.env; NULL = the group's environment */

@@ -31,6 +31,10 @@
 #define PID1_OVERRIDE_DIR "/etc/ainit/appliance.d"
 #define PID1_MAX_OVERRIDES 8
 #define DEFAULT_STATE_DIR "/run/ainit"
+/* Named volumes of PID 1 without appliance.data_dir: on the data disk
+ * (appliance.mounts puts it at /var/lib/ainit), never on the /run tmpfs,
+ * where they would be lost at every poweroff. */
+#define PID1_VOLUMES "/var/lib/ainit/volumes"
 
 /* Reap everything that is ready: agents go to the supervisor, the rest are
  * orphans that landed on us. One SIGCHLD may stand for many deaths. */
@@ -339,7 +343,7 @@ int cmd_run(int argc, char **argv)
 	log_info("run", NULL, "control socket %s", path);
 	/* --sandbox: every group in its sandbox, as under PID 1 (sandbox.h). */
 	if (sandbox) {
-		if (sbx_sup_init(&sbx, st->cfg, files[0], state_dir, &e) < 0) {
+		if (sbx_sup_init(&sbx, st->cfg, files[0], state_dir, NULL, &e) < 0) {
 			log_error(&e);
 			goto out;
 		}
@@ -469,7 +473,7 @@ int run_pid1(int argc, char **argv)
 	 * ainit.sandbox=0 (a debugging escape, said loudly). */
 	struct sbx_sup sbx1; /* run_pid1 never returns: lives as long as PID 1 */
 	if (st->cfg && !cmdline_has("ainit.sandbox=0")) {
-		if (sbx_sup_init(&sbx1, st->cfg, PID1_CONFIG, DEFAULT_STATE_DIR, &e) < 0)
+		if (sbx_sup_init(&sbx1, st->cfg, PID1_CONFIG, DEFAULT_STATE_DIR, PID1_VOLUMES, &e) < 0)
 			log_error(&e);
 		else
 			st->sbx = &sbx1;

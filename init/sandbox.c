@@ -316,17 +316,17 @@ static int build_dev(const struct sbx_group *s, const struct cfg_group *g,
 	return 0;
 }
 
-static const char *volume_source(const struct sbx_group *s, const struct cfg_mount *m,
-				 const struct sbx_opts *o, char *buf, size_t n)
+const char *sbx_volume_source(const struct ai_config *c, const struct cfg_mount *m,
+			      const char *volumes_dir, const char *state_dir, char *buf, size_t n)
 {
-	const struct ai_config *c = s->cfg;
 	if (!m->named)
 		return m->source;
 	if (c->app.data_dir)
 		snprintf(buf, n, "%s/%s", c->app.data_dir, m->source);
+	else if (volumes_dir)
+		snprintf(buf, n, "%s/%s", volumes_dir, m->source);
 	else
-		snprintf(buf, n, "%s/volumes/%s", o->state_dir ? o->state_dir : "/var/lib/ainit",
-			 m->source);
+		snprintf(buf, n, "%s/volumes/%s", state_dir ? state_dir : "/var/lib/ainit", m->source);
 	return buf;
 }
 
@@ -370,7 +370,7 @@ static int build_root(const struct sbx_group *s, const struct sbx_opts *o, struc
 	for (int i = 0; i < g->nmounts; i++) {
 		const struct cfg_mount *m = &g->mounts[i];
 		char src[PATH_MAX];
-		const char *sp = volume_source(s, m, o, src, sizeof src);
+		const char *sp = sbx_volume_source(s->cfg, m, o->volumes_dir, o->state_dir, src, sizeof src);
 		const char *tgt = m->target;
 		struct stat sb;
 		while (*tgt == '/')

@@ -37,13 +37,15 @@
 #include "err.h"
 
 struct ai_config;
+struct cfg_mount;
 struct cg_base;
 struct gpu_plan;
 
 struct sbx_opts {
 	const char *root;         /* the group root: the appliance root; NULL = "/" */
-	const char *state_dir;    /* named volumes live in STATE/volumes/NAME when
-	                             appliance.data_dir is unset; NULL = /var/lib/ainit */
+	const char *state_dir;    /* STATE/notify; NULL = none */
+	const char *volumes_dir;  /* named volumes without appliance.data_dir:
+	                             see sbx_volume_source() */
 	const char *const *seccomp_dirs; /* where NAME.policy is looked up (NULL-terminated) */
 	struct cg_base *cg;       /* NULL: no cgroup (said once by the caller) */
 	/* Extra device nodes (host paths) this group gets, e.g. the GPU nodes. */
@@ -53,6 +55,12 @@ struct sbx_opts {
 	 * overlaps the root's construction; not for network: bridge). */
 	bool ready_in_child;
 };
+
+/* Where named volume m lives on the host: appliance.data_dir/NAME, else
+ * volumes_dir/NAME, else state_dir/volumes/NAME, else
+ * /var/lib/ainit/volumes/NAME. A bind mount's source as it is. */
+const char *sbx_volume_source(const struct ai_config *c, const struct cfg_mount *m,
+			      const char *volumes_dir, const char *state_dir, char *buf, size_t n);
 
 struct sbx_group {
 	const struct ai_config *cfg;
@@ -170,8 +178,10 @@ struct sbx_child {
 	char gpu_env[3][192];
 };
 
+/* volumes_dir: where named volumes live without appliance.data_dir (PID 1:
+ * /var/lib/ainit/volumes, on the data disk; NULL: STATE/volumes). */
 int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *config_path,
-		 const char *state_dir, struct ai_err *e);
+		 const char *state_dir, const char *volumes_dir, struct ai_err *e);
 void sbx_sup_fini(struct sbx_sup *x);
 /* Point REQ (argv, envp already set for agent AI) at its group's sandbox:
  * cgroup_fd, sandbox (pid namespace), child_setup/child_data = C. */

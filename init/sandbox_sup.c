@@ -23,7 +23,7 @@
 #include "util.h"
 
 int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *config_path,
-		 const char *state_dir, struct ai_err *e)
+		 const char *state_dir, const char *volumes_dir, struct ai_err *e)
 {
 	struct ai_err ce = {0};
 	char name[64];
@@ -67,8 +67,8 @@ int sbx_sup_init(struct sbx_sup *x, const struct ai_config *cfg, const char *con
 		free(x->cg);
 		x->cg = NULL;
 	}
-	x->o = (struct sbx_opts){.root = NULL, .state_dir = state_dir, .seccomp_dirs = x->dirs,
-				 .cg = x->cg};
+	x->o = (struct sbx_opts){.root = NULL, .state_dir = state_dir, .volumes_dir = volumes_dir,
+				 .seccomp_dirs = x->dirs, .cg = x->cg};
 	return 0;
 }
 
@@ -142,7 +142,7 @@ static int runc_req(struct sbx_sup *x, const struct ai_config *cfg, int ai, stru
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return ai_fail(e, "sandbox", "mkdir", errno, "agent %s: %s", a->name, dir);
 	snprintf(c->bundle, sizeof c->bundle, "%s/oci/%s", x->state_dir, a->name);
-	struct oci_opts oo = {.root = x->o.root, .state_dir = x->state_dir,
+	struct oci_opts oo = {.root = x->o.root, .state_dir = x->state_dir, .volumes_dir = x->o.volumes_dir,
 			      .seccomp_dirs = x->dirs, .argv = (char *const *)a->command.v,
 			      .envp = req->envp, .user = a->user};
 	/* Written once: the bundle does not change between restarts. */

@@ -1,6 +1,6 @@
 """Appliance tier: the data disk. PID 1 formats an empty data disk on first
 boot (appliance.mounts, format_if_empty), mounts it, and what an agent
-writes there survives a clean poweroff and a power cut."""
+writes there, in a named volume, survives a clean poweroff and a power cut."""
 
 import json
 import os
@@ -14,7 +14,8 @@ CONFIG = textwrap.dedent("""\
     version: 1
     appliance:
       hostname: data-test
-      data_dir: /var/lib/ainit/volumes
+      # no data_dir: PID 1 keeps named volumes in /var/lib/ainit/volumes, on
+      # the data disk mounted below (never on the /run tmpfs)
       mounts:
         - {what: /dev/vda, where: /var/lib/ainit, type: ext4, format_if_empty: true}
     defaults: {user: root}
